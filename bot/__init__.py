@@ -1,0 +1,1 @@
+"""Beacon: an anonymous, multilingual reporting bot for people held in online-scam compounds."""

@@ -1,0 +1,196 @@
+"""The ``beacon`` command: run the bot, make a key, migrate the database, start the sandbox or the demo.
+
+Each subcommand is a thin call into the library; errors become one line on stderr and an exit status
+(2 for configuration and usage errors, 1 for failures at run time), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.config import ConfigError, load_settings
+from bot.keys import generate_secret_key
+
+__all__ = ["build_parser", "main"]
+
+PROG = "beacon"
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+# These hand their arguments, unparsed, to a program with its own options.
+_PASSTHROUGH = ("sandbox", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for ``beacon`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Beacon: an anonymous reporting bot. Configured by BEACON_* variables or a .env file.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run the bot (long polling, or a webhook with --webhook-url)",
+        description="Run the bot. Without --webhook-url it uses long polling.",
+    )
+    run.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="public https URL Telegram should post updates to; its path is served locally",
+    )
+    run.add_argument(
+        "--listen", default="127.0.0.1", help="address the webhook server binds (default: %(default)s)"
+    )
+    run.add_argument(
+        "--port", type=int, default=8443, help="port the webhook server binds (default: %(default)s)"
+    )
+    run.add_argument(
+        "--secret-token",
+        metavar="TOKEN",
+        help="webhook secret Telegram must send back (default: a fresh random one per run)",
+    )
+
+    commands.add_parser(
+        "keygen",
+        help="print a new secret key for BEACON_SECRET_KEY",
+        description="Print a new random secret key (base64 of 32 bytes) for BEACON_SECRET_KEY.",
+    )
+    commands.add_parser(
+        "migrate",
+        help="apply database migrations to BEACON_DATABASE",
+        description="Create or upgrade the database at BEACON_DATABASE and print the migrations applied.",
+    )
+    commands.add_parser(
+        "sandbox",
+        help="run the local Telegram Bot API emulator (options: --host, --port, --token)",
+        description="Run the local Telegram Bot API emulator. Every argument is passed to it; "
+        "see its own options with: beacon sandbox -- --help",
+    )
+    commands.add_parser(
+        "demo",
+        help="run the bot against the sandbox with sample data",
+        description="Run the demo. Every argument is passed to it; "
+        "see its own options with: beacon demo -- --help",
+    )
+    return parser
+
+
+def _error(kind: str, message: str) -> None:
+    """Print one error line on stderr."""
+    print(f"{PROG}: {kind}: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the bot until it is stopped."""
+    # Imported here so that keygen and --help do not pay for loading python-telegram-bot.
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.app import run_polling, run_webhook, webhook_path
+    from bot.i18n import CatalogError
+    from storage.db import StorageError
+
+    settings = load_settings()
+    if args.webhook_url:
+        try:
+            webhook_path(args.webhook_url)
+        except ValueError as exc:
+            _error("error", str(exc))
+            return EXIT_USAGE
+    try:
+        if args.webhook_url:
+            run_webhook(settings, args.webhook_url, args.listen, args.port, args.secret_token)
+        else:
+            run_polling(settings)
+    except InvalidToken:
+        _error("error", "the Bot API rejected BEACON_BOT_TOKEN")
+        return EXIT_FAILURE
+    except NetworkError as exc:
+        _error("error", f"cannot reach the Bot API at {settings.api_url} ({type(exc).__name__})")
+        return EXIT_FAILURE
+    except (StorageError, CatalogError) as exc:
+        _error("error", str(exc))
+        return EXIT_FAILURE
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    """Print a fresh secret key."""
+    print(generate_secret_key())
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations to the configured database and list them."""
+    from storage.db import StorageError, open_database
+    from storage.migrations import migrate
+
+    settings = load_settings()
+
+    async def apply() -> list[str]:
+        conn = await open_database(settings.database)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    try:
+        applied = asyncio.run(apply())
+    except StorageError as exc:
+        _error("error", str(exc))
+        return EXIT_FAILURE
+    for name in applied:
+        print(f"applied {name}")
+    if not applied:
+        print(f"{settings.database}: already up to date")
+    return 0
+
+
+def _sandbox(rest: list[str]) -> int:
+    """Start the Bot API emulator with ``rest`` as its arguments."""
+    from sandbox.server import main as sandbox_main
+
+    return sandbox_main(rest)
+
+
+def _demo(rest: list[str]) -> int:
+    """Start the demo with ``rest`` as its arguments."""
+    from bot.demo import main as demo_main
+
+    return demo_main(rest)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "keygen": _keygen,
+    "migrate": _migrate,
+}
+_DELEGATES: dict[str, Callable[[list[str]], int]] = {"sandbox": _sandbox, "demo": _demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``beacon`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+
+    # "beacon sandbox --port 9000": the rest belongs to the sandbox; only a lone --help is ours.
+    if args and args[0] in _PASSTHROUGH and args[1:] not in (["-h"], ["--help"]):
+        rest = args[1:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        return _DELEGATES[args[0]](rest)
+
+    try:
+        namespace = parser.parse_args(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return _COMMANDS[namespace.command](namespace)
+    except ConfigError as exc:
+        _error("configuration error", str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""SQLite storage: connection and pragmas, ordered migrations, and (later) repositories."""

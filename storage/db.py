@@ -1,0 +1,107 @@
+"""The SQLite connection: open it with safe pragmas, verify they took, and run explicit transactions.
+
+Connections are opened in autocommit mode (``isolation_level=None``): nothing is wrapped in a transaction
+implicitly, so code that writes more than one row uses ``async with transaction(conn):``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DatabaseOpenError",
+    "PragmaError",
+    "StorageError",
+    "open_database",
+    "transaction",
+]
+
+BUSY_TIMEOUT_MS = 5000
+
+# (pragma, value to set, value ``PRAGMA <name>`` must then answer). WAL lets readers run during a write;
+# synchronous=FULL makes a committed report survive power loss; secure_delete overwrites deleted rows.
+_PRAGMAS: tuple[tuple[str, str, str | int], ...] = (
+    ("journal_mode", "WAL", "wal"),
+    ("synchronous", "FULL", 2),
+    ("foreign_keys", "ON", 1),
+    ("secure_delete", "ON", 1),
+    ("busy_timeout", str(BUSY_TIMEOUT_MS), BUSY_TIMEOUT_MS),
+)
+
+
+class StorageError(Exception):
+    """Base class for storage failures."""
+
+
+class DatabaseOpenError(StorageError):
+    """The database file or its folder cannot be created or opened."""
+
+
+class PragmaError(StorageError):
+    """A pragma did not take effect (e.g. WAL on a file system that cannot share memory)."""
+
+
+def _prepare_path(path: Path) -> None:
+    """Create the folder and an empty database file, readable by this user only, if they are missing."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # SQLite gives its -wal and -shm files the database file's permissions, so this covers them too.
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+
+
+async def open_database(path: Path | str) -> aiosqlite.Connection:
+    """Open (creating if needed) the SQLite database at ``path`` with Beacon's pragmas, and check them.
+
+    ``path`` must be a file: an in-memory database cannot use WAL. Raises ``DatabaseOpenError`` if the
+    file cannot be created or opened, ``PragmaError`` if a pragma did not take.
+    """
+    path = Path(path)
+    try:
+        await asyncio.to_thread(_prepare_path, path)
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    except (OSError, aiosqlite.Error) as exc:
+        raise DatabaseOpenError(f"cannot open database {path}: {exc}") from exc
+    try:
+        await _apply_pragmas(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _apply_pragmas(conn: aiosqlite.Connection) -> None:
+    """Set each pragma, then read it back: SQLite ignores a pragma it cannot apply without an error."""
+    for name, value, expected in _PRAGMAS:
+        try:
+            await conn.execute(f"PRAGMA {name} = {value}")
+            rows = list(await conn.execute_fetchall(f"PRAGMA {name}"))
+        except aiosqlite.Error as exc:
+            raise PragmaError(f"PRAGMA {name} failed: {exc}") from exc
+        actual = rows[0][0] if rows else None
+        if isinstance(actual, str):
+            actual = actual.lower()
+        if actual != expected:
+            raise PragmaError(f"PRAGMA {name} is {actual!r}, expected {expected!r}")
+
+
+@asynccontextmanager
+async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """Run the block in one write transaction: committed if it finishes, rolled back if it raises.
+
+    ``BEGIN IMMEDIATE`` takes the write lock up front, so a second writer waits (up to the busy
+    timeout) instead of failing halfway with "database is locked".
+    """
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit()
