@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from storage.migrations import migrate
 __all__ = [
     "DATABASE_KEY",
     "BeaconApplication",
+    "RedactingFilter",
     "build_application",
     "configure_logging",
     "get_database",
@@ -79,13 +81,48 @@ _QUIET_LOGGERS: Final[dict[str, int]] = {
 }
 
 
-def configure_logging(level: LogLevel) -> None:
-    """Log to stderr at ``level``, keeping libraries that would leak tokens or message text quieter."""
+class RedactingFilter(logging.Filter):
+    """Replace secret strings in a log record, traceback included, before any handler writes it."""
+
+    def __init__(self, hidden: Iterable[str]) -> None:
+        super().__init__()
+        self.hidden = tuple(secret for secret in hidden if secret)
+
+    def _redact(self, text: str) -> str:
+        for secret in self.hidden:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the traceback is formatted (and cleaned) once.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        return True
+
+
+def configure_logging(level: LogLevel, redact: Iterable[str] = ()) -> None:
+    """Log to stderr at ``level``, keeping libraries that would leak tokens or message text quieter.
+
+    Strings in ``redact`` (the bot token) are replaced in every line written, as a second line of
+    defence should a library put one in an exception message.
+    """
     numeric = logging.getLevelName(level)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(numeric)
+    root = logging.getLogger()
+    root.setLevel(numeric)
     for name, floor in _QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(floor, numeric))
+    secrets_to_hide = tuple(redact)
+    if secrets_to_hide:
+        for handler in root.handlers:
+            if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
+                handler.addFilter(RedactingFilter(secrets_to_hide))
 
 
 def get_database(application: Application[Any, Any, Any, Any, Any, Any]) -> aiosqlite.Connection:
@@ -179,7 +216,7 @@ def build_application(settings: Settings) -> BeaconApplication:
 
 def run_polling(settings: Settings) -> None:
     """Configure logging and run the bot with long polling until SIGINT or SIGTERM."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, redact=[settings.bot_token.get_secret_value()])
     application = build_application(settings)
     # Pending updates are never dropped: each may be a report sent while the bot was down.
     application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
@@ -208,14 +245,15 @@ def run_webhook(
     Raises ``ValueError`` if ``webhook_url`` is not an http(s) URL.
     """
     path = webhook_path(webhook_url)
-    configure_logging(settings.log_level)
+    secret_token = secret_token or secrets.token_urlsafe(32)
+    configure_logging(settings.log_level, redact=[settings.bot_token.get_secret_value(), secret_token])
     application = build_application(settings)
     application.run_webhook(
         listen=listen,
         port=port,
         url_path=path,
         webhook_url=webhook_url,
-        secret_token=secret_token or secrets.token_urlsafe(32),
+        secret_token=secret_token,
         allowed_updates=Update.ALL_TYPES,
         drop_pending_updates=False,
     )

@@ -331,6 +331,7 @@ async def get_updates(world: World, bot: BotAccount, p: Params) -> list[JSON]:
     _set_allowed(bot, p)
     bot.poller += 1
     generation = bot.poller
+    bot.new_update.set()  # wake an older waiting call: it answers 409 Conflict now, not at its timeout
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

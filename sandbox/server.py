@@ -38,7 +38,22 @@ CANONICAL = {name.lower(): name for name in (
 )}
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 DEFAULT_HANG_SECONDS = 120.0
-DEFAULT_TOKEN = "123456789:SANDBOX-local-token"
+DEFAULT_TOKEN = "123456789:SANDBOX-local-token"  # noqa: S105 (a public placeholder, not a secret)
+# The HTTP status each injected fault answers with, for the calls log (0: the connection is dropped).
+FAULT_STATUS = {
+    "retry_after": 429,
+    "server_error": 500,
+    "bad_gateway": 502,
+    "hang": 502,
+    "reset": 0,
+    "chat_not_found": 400,
+    "thread_not_found": 400,
+    "kicked": 403,
+    "blocked": 403,
+    "migrated": 400,
+    "bad_request": 400,
+    "unauthorized": 401,
+}
 
 
 def is_loopback_host(host: str) -> bool:
@@ -134,7 +149,8 @@ async def bot_api(request: web.Request) -> web.StreamResponse:
         return _envelope(error)
     fault = world.take_fault(name, bot.id, None if raw.get("chat_id") is None else str(raw.get("chat_id")))
     if fault is not None:
-        world.record_call(bot.id, name, raw, ApiError(0, f"injected {fault.kind}"))
+        code = FAULT_STATUS.get(fault.kind, 400)
+        world.record_call(bot.id, name, raw, ApiError(code, f"injected {fault.kind}"))
         response = await _apply_fault(world, request, fault.kind, fault.options)
         return response if response is not None else web.Response(status=500)
     try:
@@ -547,6 +563,9 @@ class SandboxServer:
     async def stop(self) -> None:
         if self.world is not None:
             self.world.stopping.set()
+            for bot in self.world.bots.values():
+                bot.new_update.set()  # pending long polls answer now instead of holding up the shutdown
+            self.world.touch()  # and so do pending /_sandbox/events waits
         if self._webhooks is not None:
             await self._webhooks.stop()
         if self._runner is not None:

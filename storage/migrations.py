@@ -6,6 +6,7 @@ reorder one that has shipped: databases in the field have already applied it.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -43,6 +44,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
+
 _CREATE_LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     name TEXT PRIMARY KEY,
@@ -66,9 +69,8 @@ def _statements(sql: str) -> Iterator[str]:
 
 
 def _has_code(sql: str) -> bool:
-    """Tell whether ``sql`` holds anything besides whitespace, ``--`` comments and semicolons."""
-    lines = (line.split("--", 1)[0] for line in sql.splitlines())
-    return any(line.strip().strip(";").strip() for line in lines)
+    """Tell whether ``sql`` holds anything besides whitespace, comments and semicolons."""
+    return bool(_COMMENT.sub(" ", sql).replace(";", " ").strip())
 
 
 async def applied_migrations(conn: aiosqlite.Connection) -> list[str]:

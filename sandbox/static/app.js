@@ -310,7 +310,8 @@
     }
   }
 
-  function buildRange(text, start, end, ents, parent) {
+  function buildRange(text, start, end, entities, parent) {
+    let ents = entities;
     let pos = start;
     let i = 0;
     while (i < ents.length) {
@@ -329,6 +330,12 @@
       parent.append(outer);
       pos = eEnd;
       i = j;
+      // An entity that overlaps the end of this one (not valid Telegram nesting) goes on after it.
+      const rest = kids.filter((k) => k.offset + k.length > eEnd)
+        .map((k) => Object.assign({}, k, { offset: eEnd, length: k.offset + k.length - eEnd }));
+      if (rest.length) {
+        ents = ents.slice(0, i).concat(ents.slice(i), rest).sort((a, b) => a.offset - b.offset || b.length - a.length);
+      }
     }
     if (pos < end) parent.append(text.slice(pos, end));
   }
@@ -511,13 +518,12 @@
   function resetTranscript(container) {
     container.replaceChildren();
     container._cache = new Map();
+    container._stick = true;
   }
 
   function renderTranscript(container, messages, pane, ctx, emptyText) {
     if (!container._cache) container._cache = new Map();
     const cache = container._cache;
-    const nearBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
-    const wasEmpty = cache.size === 0;
     const seen = new Set();
     const ctxSig = "|" + ctx.ownId + "|" + ctx.multiBot;
     let index = 0;
@@ -544,7 +550,27 @@
       if (!seen.has(key)) { entry.node.remove(); cache.delete(key); }
     }
     if (!messages.length) container.append(el("p", { class: "empty hint", text: emptyText }));
-    if (wasEmpty || (added && nearBottom)) container.scrollTop = container.scrollHeight;
+    if (added && container._stick !== false) stickToBottom(container);
+  }
+
+  // A transcript follows new messages while the user is at its bottom (Telegram-like).
+  function followBottom(container) {
+    container._stick = true;
+    let lastTop = 0;
+    container.addEventListener("scroll", () => {
+      // Only a move upwards (the user reading back) stops following; layout changes do not.
+      const top = container.scrollTop;
+      if (container.scrollHeight - top - container.clientHeight < 60) container._stick = true;
+      else if (top < lastTop - 2) container._stick = false;
+      lastTop = top;
+    });
+    const again = () => { if (container._stick) stickToBottom(container); };
+    container.addEventListener("load", again, true); // images arriving change heights
+    if (window.ResizeObserver) new ResizeObserver(again).observe(container);
+  }
+  function stickToBottom(container) {
+    container.scrollTop = container.scrollHeight;
+    container._stick = true;
   }
 
   // ---- reply-to --------------------------------------------------------------------------------------
@@ -851,6 +877,8 @@
   function bindEvents() {
     for (const code of LOCALES) ui.newUserLang.append(el("option", { value: code, text: code }));
     buildPicker();
+    followBottom(ui.rTranscript);
+    followBottom(ui.gTranscript);
 
     ui.userSelect.addEventListener("change", () => {
       st.userId = ui.userSelect.value ? Number(ui.userSelect.value) : null;

@@ -1,0 +1,69 @@
+"""Fixtures that run the real Beacon Application against the sandbox over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.app import BeaconApplication, build_application
+from bot.config import Settings, load_settings
+from bot.demo import start_bot, stop_bot
+from bot.keys import generate_secret_key
+from sandbox.client import SandboxClient
+from sandbox.server import SandboxServer
+
+
+@dataclass
+class Harness:
+    """A running sandbox, its client, and a running Beacon bot with its coordinators' group."""
+
+    server: SandboxServer
+    sb: SandboxClient
+    app: BeaconApplication
+    settings: Settings
+    bot_id: int
+    group_id: int
+    coordinator_id: int
+
+
+def make_token() -> str:
+    return f"{secrets.randbelow(9 * 10**8) + 10**8}:{secrets.token_urlsafe(16)}"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    async with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harness]:
+    token = make_token()
+    async with SandboxClient(sandbox.url) as sb:
+        bot = await sb.create_bot(token, username="beacon_test_bot", first_name="Beacon")
+        coordinator = await sb.create_user("Coordinator", language_code="en")
+        group = await sb.create_group(
+            "Coordinators",
+            forum=True,
+            admins=[coordinator["id"]],
+            bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
+        )
+        settings = load_settings(
+            _env_file=None,
+            bot_token=token,
+            api_url=sandbox.url,
+            database=tmp_path / "beacon.db",
+            secret_key=generate_secret_key(),
+            coordinator_chat_id=group["id"],
+            admins=[coordinator["id"]],
+        )
+        app = build_application(settings)
+        await start_bot(app)
+        try:
+            yield Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
+        finally:
+            await stop_bot(app)

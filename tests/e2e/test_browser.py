@@ -1,0 +1,126 @@
+"""A person in a browser: the demo page in headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.demo import DemoWorld, run_demo
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# One sample per script Beacon will ship, with the fontconfig language that must have a font.
+SCRIPT_SAMPLES = {
+    "km": "សួស្តី។ តើអ្នកមានសុវត្ថិភាពទេ?",
+    "my": "မင်္ဂလာပါ။ သင် လုံခြုံပါသလား။",
+    "lo": "ສະບາຍດີ. ເຈົ້າປອດໄພບໍ?",
+    "th": "สวัสดี คุณปลอดภัยไหม",
+    "zh-cn": "你好。你现在安全吗？",
+    "hi": "नमस्ते। क्या आप सुरक्षित हैं?",
+    "bn": "নমস্কার। আপনি কি নিরাপদ?",
+    "si": "ආයුබෝවන්. ඔබ ආරක්ෂිතද?",
+    "ta": "வணக்கம். நீங்கள் பாதுகாப்பாக இருக்கிறீர்களா?",
+    "am": "ሰላም። ደህና ነህ?",
+    "ur": "سلام۔ کیا آپ محفوظ ہیں؟",
+}
+
+
+def _require_browser() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("BEACON_REQUIRE_BROWSER") == "1":
+        pytest.fail("Chromium is required here (BEACON_REQUIRE_BROWSER=1) but /usr/bin/chromium is missing")
+    pytest.skip("Debian's chromium is not installed (run `make system-deps`)")
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[DemoWorld]:
+    _require_browser()
+    stop = asyncio.Event()
+    ready: asyncio.Future[DemoWorld] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_demo(0, tmp_path / "demo.db", "en", stop, ready))
+    done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what stopped the demo
+    world = ready.result()
+    try:
+        yield world
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def page(demo: DemoWorld, tmp_path: Path) -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        page = await context.new_page()
+        try:
+            yield page
+        finally:
+            await page.screenshot(path=str(tmp_path / "last.png"))
+            await browser.close()
+
+
+async def test_reporter_sends_start_in_the_browser_and_sees_the_answer(demo: DemoWorld, page, tmp_path: Path) -> None:
+    """Typing /start in the reporter's phone pane shows the bot's greeting, live."""
+    await page.goto(demo.page)
+    await page.get_by_test_id("reporter-input").fill("/start")
+    await page.get_by_test_id("reporter-send").click()
+    reply = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="true"]')
+    await reply.first.wait_for(timeout=15_000)
+    assert "Hello. This is Beacon." in await reply.first.inner_text()
+    mine = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="false"]')
+    assert "/start" in await mine.first.inner_text()
+    await page.screenshot(path=str(tmp_path / "reporter.png"))
+
+
+async def test_every_shipped_script_has_a_font_and_urdu_reads_right_to_left(demo: DemoWorld, page) -> None:
+    """Messages in every script render with an installed font, and Urdu is laid out right to left."""
+    missing = [
+        lang
+        for lang in SCRIPT_SAMPLES
+        if not subprocess.run(["fc-list", f":lang={lang}"], capture_output=True, text=True, check=False).stdout.strip()
+    ]
+    assert not missing, f"no font installed for: {missing} (make system-deps installs them)"
+    from sandbox.client import SandboxClient
+
+    async with SandboxClient(demo.url) as sb:
+        for text in SCRIPT_SAMPLES.values():
+            await sb.send_text(demo.reporter_id, text, bot_id=demo.bot_id)
+    await page.goto(demo.page)
+    bubbles = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="false"]')
+    await page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=\"reporter-transcript\"] [data-testid=\"message\"]"
+        "[data-from-bot=\"false\"]').length >= n",
+        arg=len(SCRIPT_SAMPLES),
+        timeout=15_000,
+    )
+    texts = [await bubbles.nth(i).inner_text() for i in range(await bubbles.count())]
+    for sample in SCRIPT_SAMPLES.values():
+        assert any(sample in t for t in texts), f"{sample!r} not shown"
+    urdu = bubbles.filter(has_text=SCRIPT_SAMPLES["ur"]).first
+    direction = await urdu.evaluate(
+        "el => { const t = [el, ...el.querySelectorAll('*')].find(e => e.textContent.includes('سلام')"
+        " && e.children.length === 0) || el; return getComputedStyle(t).direction; }"
+    )
+    assert direction == "rtl"

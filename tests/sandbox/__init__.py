@@ -1,0 +1,1 @@
+"""The sandbox emulator's own test suite."""
