@@ -7,6 +7,7 @@ rights, missing messages, the 48-hour deletion window) raises `ApiError` with Te
 from __future__ import annotations
 
 import asyncio
+import builtins
 import ipaddress
 import json
 import re
@@ -67,7 +68,9 @@ class Params:
 
     def require(self, name: str) -> Any:
         if not self.has(name):
-            raise bad_request(f"{name} is empty" if name in ("text", "message_text") else f"{name} is required")
+            raise bad_request(
+                f"{name} is empty" if name in ("text", "message_text") else f"{name} is required"
+            )
         return self.raw[name]
 
     def str(self, name: str, default: str | None = None) -> str | None:
@@ -76,7 +79,7 @@ class Params:
             return default
         return value if isinstance(value, str) else json.dumps(value)
 
-    def int(self, name: str, default: int | None = None) -> int | None:
+    def int(self, name: builtins.str, default: int | None = None) -> int | None:
         value = self.raw.get(name)
         if value is None or value == "":
             return default
@@ -87,20 +90,20 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request(f"invalid {name} specified") from None
 
-    def float(self, name: str) -> float:
+    def float(self, name: builtins.str) -> float:
         value = self.require(name)
         try:
             return float(value)
         except (TypeError, ValueError):
             raise bad_request(f"invalid {name} specified") from None
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> bool:
         value = self.raw.get(name)
         if isinstance(value, str):
             return value.strip().lower() in ("true", "1")
         return bool(value)
 
-    def json(self, name: str) -> Any:
+    def json(self, name: builtins.str) -> Any:
         value = self.raw.get(name)
         if isinstance(value, str):
             if value == "":
@@ -151,7 +154,10 @@ def _validate_reply_markup(markup: Any) -> JSON | None:
                     raise bad_request("text buttons are unallowed in the inline keyboard")
                 if "callback_data" in button:
                     data = button["callback_data"]
-                    if not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES:
+                    if (
+                        not isinstance(data, str)
+                        or not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES
+                    ):
                         raise bad_request("BUTTON_DATA_INVALID")
                 elif "url" in button:
                     if not str(button["url"]).startswith(("http://", "https://", "tg://")):
@@ -165,16 +171,38 @@ def _validate_reply_markup(markup: Any) -> JSON | None:
             raise bad_request("keyboard must be non-empty")
         for row in rows:
             for button in row:
-                text = button if isinstance(button, str) else button.get("text") if isinstance(button, dict) else None
+                text = (
+                    button
+                    if isinstance(button, str)
+                    else button.get("text")
+                    if isinstance(button, dict)
+                    else None
+                )
                 if not text:
                     raise bad_request("keyboard button text must be non-empty")
         return markup
     if markup.get("remove_keyboard") or markup.get("force_reply"):
         return markup
-    raise bad_request("can't find field \"inline_keyboard\"")
+    raise bad_request('can\'t find field "inline_keyboard"')
 
 
-def _text_and_entities(p: Params, field: str, limit: int, *, required: bool) -> tuple[str, list[JSON]]:
+def _complete_mentions(world: World, entities: list[JSON]) -> list[JSON]:
+    """Give text_mention entities the full User, as Telegram does; mentions of unknown users are dropped."""
+    complete: list[JSON] = []
+    for entity in entities:
+        if isinstance(entity, dict) and entity.get("type") == "text_mention":
+            user = entity.get("user")
+            user_id = user.get("id") if isinstance(user, dict) else None
+            if not isinstance(user_id, int) or (user_id not in world.humans and user_id not in world.bots):
+                continue
+            entity = {**entity, "user": world.user_json(user_id)}
+        complete.append(entity)
+    return complete
+
+
+def _text_and_entities(
+    world: World, p: Params, field: str, limit: int, *, required: bool
+) -> tuple[str, list[JSON]]:
     raw = p.get(field)
     if raw is None or raw == "":
         if required:
@@ -192,7 +220,7 @@ def _text_and_entities(p: Params, field: str, limit: int, *, required: bool) -> 
         return "", []
     if len(text) > limit:
         raise bad_request("message is too long" if field == "text" else "message caption is too long")
-    return text, entities
+    return text, _complete_mentions(world, entities)
 
 
 def _base_message(
@@ -322,8 +350,9 @@ def _set_allowed(bot: BotAccount, p: Params) -> None:
 async def get_updates(world: World, bot: BotAccount, p: Params) -> list[JSON]:
     if bot.webhook is not None:
         raise ApiError(
-            409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
-            "the webhook first"
+            409,
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
+            "the webhook first",
         )
     offset = p.int("offset")
     limit = max(1, min(100, p.int("limit", 100) or 100))
@@ -416,7 +445,7 @@ async def get_webhook_info(world: World, bot: BotAccount, p: Params) -> JSON:
 
 @method("sendMessage")
 async def send_message(world: World, bot: BotAccount, p: Params) -> JSON:
-    text, entities = _text_and_entities(p, "text", MAX_TEXT, required=True)
+    text, entities = _text_and_entities(world, p, "text", MAX_TEXT, required=True)
     chat, conversation, group = _prepare_send(world, bot, p)
     message = _base_message(world, bot, p, chat, conversation, group)
     message["text"] = text
@@ -428,7 +457,7 @@ async def send_message(world: World, bot: BotAccount, p: Params) -> JSON:
 def _media_message(
     world: World, bot: BotAccount, p: Params, field: str, folder: str, default_mime: str
 ) -> tuple[JSON, Conversation, Group | None, StoredFile]:
-    caption, caption_entities = _text_and_entities(p, "caption", MAX_CAPTION, required=False)
+    caption, caption_entities = _text_and_entities(world, p, "caption", MAX_CAPTION, required=False)
     world.resolve_for_bot(bot, _chat_id(p))
     stored = _file_from_param(world, p, field, folder, default_mime)
     chat, conversation, group = _prepare_send(world, bot, p)
@@ -519,7 +548,7 @@ _CONTENT_FIELDS = (
 
 def _source_message(world: World, bot: BotAccount, p: Params) -> JSON:
     _, source_conversation, _ = world.resolve_for_bot(bot, p.require("from_chat_id"))
-    stored = source_conversation.get(p.int("message_id"))
+    stored = source_conversation.get(p.int("message_id", 0) or 0)
     if stored is None:
         raise bad_request("message to copy not found")
     return stored.data
@@ -529,10 +558,12 @@ def _source_message(world: World, bot: BotAccount, p: Params) -> JSON:
 async def copy_message(world: World, bot: BotAccount, p: Params) -> JSON:
     source = _source_message(world, bot, p)
     content = {k: v for k, v in source.items() if k in _CONTENT_FIELDS}
-    if not any(k in content for k in ("text", "photo", "document", "voice", "location", "contact", "sticker")):
+    if not any(
+        k in content for k in ("text", "photo", "document", "voice", "location", "contact", "sticker")
+    ):
         raise bad_request("message can't be copied")
     if p.has("caption") and "text" not in content:
-        caption, caption_entities = _text_and_entities(p, "caption", MAX_CAPTION, required=False)
+        caption, caption_entities = _text_and_entities(world, p, "caption", MAX_CAPTION, required=False)
         content.pop("caption_entities", None)
         content["caption"] = caption
         if caption_entities:
@@ -596,7 +627,7 @@ async def edit_message_text(world: World, bot: BotAccount, p: Params) -> JSON:
     stored = _editable(world, bot, p)
     if "text" not in stored.data:
         raise bad_request("there is no text in the message to edit")
-    text, entities = _text_and_entities(p, "text", MAX_TEXT, required=True)
+    text, entities = _text_and_entities(world, p, "text", MAX_TEXT, required=True)
     markup = _validate_reply_markup(p.json("reply_markup"))
     before = (stored.data.get("text"), stored.data.get("entities", []), stored.data.get("reply_markup"))
     after_markup = markup if markup is not None and "inline_keyboard" in markup else None
@@ -618,7 +649,7 @@ async def edit_message_caption(world: World, bot: BotAccount, p: Params) -> JSON
     stored = _editable(world, bot, p)
     if "text" in stored.data:
         raise bad_request("there is no caption in the message to edit")
-    caption, entities = _text_and_entities(p, "caption", MAX_CAPTION, required=False)
+    caption, entities = _text_and_entities(world, p, "caption", MAX_CAPTION, required=False)
     markup = _validate_reply_markup(p.json("reply_markup"))
     if caption:
         stored.data["caption"] = caption
@@ -647,13 +678,19 @@ async def edit_message_reply_markup(world: World, bot: BotAccount, p: Params) ->
     return dict(stored.data)
 
 
-def _delete_one(world: World, bot: BotAccount, conversation: Conversation, group: Group | None, mid: int) -> None:
+def _delete_one(
+    world: World, bot: BotAccount, conversation: Conversation, group: Group | None, mid: int
+) -> None:
     stored = _find_message(conversation, mid, "message to delete not found")
     if world.clock.now() - stored.date > DELETE_WINDOW_SECONDS:
         raise bad_request("message can't be deleted for everyone")
     if group is not None and stored.sender_id != bot.id:
         member = group.members.get(bot.id)
-        if member is None or member.status not in ("creator", "administrator") or not member.can_delete_messages:
+        if (
+            member is None
+            or member.status not in ("creator", "administrator")
+            or not member.can_delete_messages
+        ):
             raise bad_request("message can't be deleted")
     stored.deleted = True
     if mid in conversation.pinned:
@@ -791,7 +828,9 @@ async def edit_forum_topic(world: World, bot: BotAccount, p: Params) -> bool:
     if name is None or name == topic.name:
         raise bad_request("TOPIC_NOT_MODIFIED")
     topic.name = name
-    topic_service_message(world, group, bot.user_json(), topic.message_thread_id, {"forum_topic_edited": {"name": name}})
+    topic_service_message(
+        world, group, bot.user_json(), topic.message_thread_id, {"forum_topic_edited": {"name": name}}
+    )
     return True
 
 
@@ -877,7 +916,12 @@ _ACCEPTED_GIFTS = {
 @method("getChat")
 async def get_chat(world: World, bot: BotAccount, p: Params) -> JSON:
     chat, _, group = world.resolve_for_bot(bot, _chat_id(p))
-    info: JSON = {**chat, "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": _ACCEPTED_GIFTS}
+    info: JSON = {
+        **chat,
+        "accent_color_id": 0,
+        "max_reaction_count": 11,
+        "accepted_gift_types": _ACCEPTED_GIFTS,
+    }
     if group is not None and group.conversation.pinned:
         pinned = group.conversation.get(group.conversation.pinned[-1])
         if pinned is not None:

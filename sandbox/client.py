@@ -68,11 +68,13 @@ class SandboxClient:
     async def reset(self, *, keep_bots: bool = True) -> None:
         await self.request("POST", "/_sandbox/reset", {"keep_bots": keep_bots})
 
-    async def wait_for_change(self, after: int, timeout: float = 25.0) -> int:
+    async def wait_for_change(self, after: int, timeout: float = 25.0) -> int:  # noqa: ASYNC109 (sent to the server)
         result = await self.request("GET", "/_sandbox/events", query={"after": after, "timeout": timeout})
         return int(result["version"])
 
-    async def create_bot(self, token: str, *, username: str | None = None, first_name: str | None = None) -> JSON:
+    async def create_bot(
+        self, token: str, *, username: str | None = None, first_name: str | None = None
+    ) -> JSON:
         result: JSON = await self.request(
             "POST", "/_sandbox/bots", {"token": token, "username": username, "first_name": first_name}
         )
@@ -144,8 +146,11 @@ class SandboxClient:
 
     # ------------------------------------------------------------------ humans act
 
-    async def send(self, user_id: int, *, bot_id: int | None = None, chat_id: int | None = None, **content: Any) -> JSON:
-        """Send any message: `content` is one of text=, location=, photo=, voice=, document=, contact=, sticker=."""
+    async def send(
+        self, user_id: int, *, bot_id: int | None = None, chat_id: int | None = None, **content: Any
+    ) -> JSON:
+        """Send any message: `content` is one of text=, location=, photo=, voice=, document=, contact=,
+        sticker=, poll=."""
         body: JSON = {"from_user_id": user_id, "bot_id": bot_id, "chat_id": chat_id}
         body.update({k: v for k, v in content.items() if v is not None})
         result: JSON = await self.request("POST", "/_sandbox/messages", body)
@@ -170,11 +175,20 @@ class SandboxClient:
             reply_to_message_id=reply_to_message_id,
         )
 
-    async def send_location(self, user_id: int, latitude: float, longitude: float, *, bot_id: int | None = None) -> JSON:
-        return await self.send(user_id, bot_id=bot_id, location={"latitude": latitude, "longitude": longitude})
+    async def send_location(
+        self, user_id: int, latitude: float, longitude: float, *, bot_id: int | None = None
+    ) -> JSON:
+        return await self.send(
+            user_id, bot_id=bot_id, location={"latitude": latitude, "longitude": longitude}
+        )
 
     async def send_photo(
-        self, user_id: int, *, content: bytes | None = None, caption: str | None = None, bot_id: int | None = None
+        self,
+        user_id: int,
+        *,
+        content: bytes | None = None,
+        caption: str | None = None,
+        bot_id: int | None = None,
     ) -> JSON:
         photo: JSON = {"caption": caption}
         if content is not None:
@@ -187,19 +201,39 @@ class SandboxClient:
     async def send_document(
         self, user_id: int, file_name: str, mime_type: str, content: bytes, *, bot_id: int | None = None
     ) -> JSON:
-        document = {"file_name": file_name, "mime_type": mime_type, "content_base64": base64.b64encode(content).decode()}
+        document = {
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "content_base64": base64.b64encode(content).decode(),
+        }
         return await self.send(user_id, bot_id=bot_id, document=document)
 
-    async def send_contact(self, user_id: int, phone_number: str, first_name: str, *, bot_id: int | None = None) -> JSON:
-        return await self.send(user_id, bot_id=bot_id, contact={"phone_number": phone_number, "first_name": first_name})
+    async def send_contact(
+        self, user_id: int, phone_number: str, first_name: str, *, bot_id: int | None = None
+    ) -> JSON:
+        return await self.send(
+            user_id, bot_id=bot_id, contact={"phone_number": phone_number, "first_name": first_name}
+        )
 
     async def send_sticker(self, user_id: int, emoji: str = "🙂", *, bot_id: int | None = None) -> JSON:
         return await self.send(user_id, bot_id=bot_id, sticker={"emoji": emoji})
 
     async def edit_message(
-        self, user_id: int, message_id: int, text: str, *, chat_id: int | None = None, bot_id: int | None = None
+        self,
+        user_id: int,
+        message_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        bot_id: int | None = None,
     ) -> JSON:
-        body = {"from_user_id": user_id, "chat_id": chat_id, "message_id": message_id, "text": text, "bot_id": bot_id}
+        body = {
+            "from_user_id": user_id,
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "bot_id": bot_id,
+        }
         result: JSON = await self.request("POST", "/_sandbox/messages/edit", body)
         return result
 
@@ -232,13 +266,17 @@ class SandboxClient:
 
     # ------------------------------------------------------------------ observing
 
-    async def transcript(self, chat_id: int, *, bot_id: int | None = None, thread_id: int | None = None) -> JSON:
+    async def transcript(
+        self, chat_id: int, *, bot_id: int | None = None, thread_id: int | None = None
+    ) -> JSON:
         result: JSON = await self.request(
             "GET", f"/_sandbox/chats/{chat_id}/transcript", query={"bot_id": bot_id, "thread_id": thread_id}
         )
         return result
 
-    async def messages(self, chat_id: int, *, bot_id: int | None = None, thread_id: int | None = None) -> list[JSON]:
+    async def messages(
+        self, chat_id: int, *, bot_id: int | None = None, thread_id: int | None = None
+    ) -> list[JSON]:
         """The messages a human sees in the chat now, oldest first."""
         return list((await self.transcript(chat_id, bot_id=bot_id, thread_id=thread_id))["messages"])
 
@@ -250,7 +288,7 @@ class SandboxClient:
         predicate: MessagePredicate | None = None,
         after_message_id: int = 0,
         thread_id: int | None = None,
-        timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109 (a deadline spanning many requests)
     ) -> JSON:
         """Wait for a message from a bot, newer than `after_message_id`, that satisfies `predicate`."""
         deadline = time.monotonic() + timeout
@@ -269,7 +307,7 @@ class SandboxClient:
                 raise TimeoutError(f"no matching bot message in chat {chat_id} within {timeout} s")
             version = await self.wait_for_change(version, timeout=min(remaining, 5.0))
 
-    async def wait_until(self, check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+    async def wait_until(self, check: Callable[[], Any], *, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
         """Poll an async `check` (returning a truthy value when done) on every change of the world."""
         deadline = time.monotonic() + timeout
         version = 0
@@ -289,7 +327,9 @@ class SandboxClient:
     # ------------------------------------------------------------------ faults, clock, limits, calls
 
     async def inject_fault(self, method: str, kind: str, count: int = 1, **options: Any) -> str:
-        result = await self.request("POST", "/_sandbox/faults", {"method": method, "kind": kind, "count": count, **options})
+        result = await self.request(
+            "POST", "/_sandbox/faults", {"method": method, "kind": kind, "count": count, **options}
+        )
         return str(result["id"])
 
     async def faults(self) -> list[JSON]:
@@ -308,11 +348,19 @@ class SandboxClient:
         result: JSON = await self.request("POST", "/_sandbox/limits", limits)
         return result
 
-    async def calls(self, method: str | None = None, *, bot_id: int | None = None, after: int = 0) -> list[JSON]:
-        return list((await self.request("GET", "/_sandbox/calls", query={"method": method, "bot_id": bot_id, "after": after}))["calls"])
+    async def calls(
+        self, method: str | None = None, *, bot_id: int | None = None, after: int = 0
+    ) -> list[JSON]:
+        return list(
+            (
+                await self.request(
+                    "GET", "/_sandbox/calls", query={"method": method, "bot_id": bot_id, "after": after}
+                )
+            )["calls"]
+        )
 
 
-async def wait_for_server(url: str, timeout: float = 10.0) -> None:
+async def wait_for_server(url: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
     """Wait until a sandbox answers at `url` (used after starting one in another process)."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:

@@ -83,7 +83,9 @@ def _content(world: World, body: JSON) -> JSON:
         document = body["document"] or {}
         name = str(document.get("file_name", "document.pdf"))
         mime = str(document.get("mime_type", "application/pdf"))
-        stored = world.add_file(_decode(document) or b"%PDF-1.4\n% sandbox sample\n", mime, "documents", "bin")
+        stored = world.add_file(
+            _decode(document) or b"%PDF-1.4\n% sandbox sample\n", mime, "documents", "bin"
+        )
         return {
             "document": {
                 "file_id": stored.file_id,
@@ -97,7 +99,11 @@ def _content(world: World, body: JSON) -> JSON:
         contact = body["contact"] or {}
         if not contact.get("phone_number") or not contact.get("first_name"):
             raise ControlError("contact needs phone_number and first_name")
-        return {"contact": {k: contact[k] for k in ("phone_number", "first_name", "last_name", "user_id") if k in contact}}
+        return {
+            "contact": {
+                k: contact[k] for k in ("phone_number", "first_name", "last_name", "user_id") if k in contact
+            }
+        }
     if "sticker" in body:
         sticker = body["sticker"] or {}
         stored = world.add_file(sample_png(64, 64), "image/webp", "stickers", "webp")
@@ -115,7 +121,10 @@ def _content(world: World, body: JSON) -> JSON:
         }
     if "poll" in body:
         poll = body["poll"] or {}
-        options = [{"text": str(o), "voter_count": 0} for o in poll.get("options", ["Yes", "No"])]
+        options = [
+            {"text": str(o), "voter_count": 0, "persistent_id": str(i)}
+            for i, o in enumerate(poll.get("options", ["Yes", "No"]))
+        ]
         return {
             "poll": {
                 "id": str(secrets.randbits(62)),
@@ -126,9 +135,13 @@ def _content(world: World, body: JSON) -> JSON:
                 "is_anonymous": True,
                 "type": "regular",
                 "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
             }
         }
-    raise ControlError("a message needs one of text, location, photo, voice, document, contact, sticker, poll")
+    raise ControlError(
+        "a message needs one of text, location, photo, voice, document, contact, sticker, poll"
+    )
 
 
 def _private_target(world: World, body: JSON, user_id: int) -> tuple[BotAccount, Conversation]:
@@ -195,7 +208,9 @@ def send_message(world: World, body: JSON) -> JSON:
     return {"message": message, "update_ids": [u for u in update_ids if u is not None]}
 
 
-def _conversation_for(world: World, body: JSON, user_id: int) -> tuple[Conversation, list[BotAccount], Group | None]:
+def _conversation_for(
+    world: World, body: JSON, user_id: int
+) -> tuple[Conversation, list[BotAccount], Group | None]:
     chat_id = int(body.get("chat_id") or user_id)
     if chat_id == user_id:
         bot, conversation = _private_target(world, body, user_id)
@@ -312,13 +327,21 @@ def _actor(world: World, group: Group) -> JSON:
 
 
 def set_member(
-    world: World, group: Group, user_id: int, status: str, rights: tuple[bool, bool, bool] = (True, True, True)
+    world: World,
+    group: Group,
+    user_id: int,
+    status: str,
+    rights: tuple[bool, bool, bool] = (True, True, True),
 ) -> None:
     """Change someone's membership, posting the service message and the (my_)chat_member updates."""
     if status not in ("member", "administrator", "left", "kicked", "restricted"):
         raise ControlError("status must be member, administrator, restricted, left or kicked")
     user = world.user_json(user_id)
-    old = botapi.member_json(world, group, user_id) if user_id in group.members else {"status": "left", "user": user}
+    old = (
+        botapi.member_json(world, group, user_id)
+        if user_id in group.members
+        else {"status": "left", "user": user}
+    )
     was_member = group.is_member(user_id)
     if status == "administrator":
         group.members[user_id] = Member("administrator", *rights)
@@ -327,7 +350,13 @@ def set_member(
     new = botapi.member_json(world, group, user_id)
     actor = _actor(world, group) if group.members else user
     now = int(world.clock.now())
-    changed: JSON = {"chat": group.chat_json(), "from": actor, "date": now, "old_chat_member": old, "new_chat_member": new}
+    changed: JSON = {
+        "chat": group.chat_json(),
+        "from": actor,
+        "date": now,
+        "old_chat_member": old,
+        "new_chat_member": new,
+    }
     if user_id in world.bots:
         world.emit(world.bots[user_id], "my_chat_member", changed)
     for bot in world.bots_in(group):
@@ -391,7 +420,11 @@ def human_topic(world: World, group: Group, body: JSON) -> JSON:
         raise ControlError("the group is not a forum")
     user_id = int(body.get("from_user_id") or next(iter(group.members)))
     topic = botapi.create_topic(
-        world, group, world.user_json(user_id), str(body.get("name", "")), int(body.get("icon_color", FORUM_ICON_COLORS[1]))
+        world,
+        group,
+        world.user_json(user_id),
+        str(body.get("name", "")),
+        int(body.get("icon_color", FORUM_ICON_COLORS[1])),
     )
     return topic.as_json()
 
@@ -427,7 +460,9 @@ def world_state(world: World) -> JSON:
             {
                 **group.chat_json(),
                 "members": {str(uid): m.status for uid, m in group.members.items()},
-                "topics": [t.as_json() for t in sorted(group.topics.values(), key=lambda t: t.message_thread_id)],
+                "topics": [
+                    t.as_json() for t in sorted(group.topics.values(), key=lambda t: t.message_thread_id)
+                ],
                 "migrated_to": group.migrated_to,
             }
         )

@@ -96,7 +96,8 @@ class _TelegramHTML(HTMLParser):
         elif tag == "a":
             href = attributes.get("href") or ""
             if href.startswith("tg://user?id="):
-                entity = {"type": "text_mention", "user": {"id": int(href.split("=", 1)[1] or 0)}}
+                user_id = href.split("=", 1)[1]
+                entity = {"type": "text_mention", "user": {"id": int(user_id) if user_id.isdigit() else 0}}
             else:
                 entity = {"type": "text_link", "url": href}
         else:
@@ -112,7 +113,7 @@ class _TelegramHTML(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack:
-            raise _parse_error(f'Unexpected end tag at byte offset {self._byte_offset()}')
+            raise _parse_error(f"Unexpected end tag at byte offset {self._byte_offset()}")
         open_tag, entity, start = self.stack.pop()
         if open_tag != tag:
             raise _parse_error(
@@ -194,9 +195,13 @@ def parse_markdown_v2(source: str) -> tuple[str, list[Entity]]:
             continue
         if ch == "]":
             if not stack or stack[-1][0] != "[":
-                raise _parse_error(f"Character ']' is reserved and must be escaped at byte offset {byte_at(i)}")
+                raise _parse_error(
+                    f"Character ']' is reserved and must be escaped at byte offset {byte_at(i)}"
+                )
             if not source.startswith("(", i + 1):
-                raise _parse_error(f"Character ']' is reserved and must be escaped at byte offset {byte_at(i)}")
+                raise _parse_error(
+                    f"Character ']' is reserved and must be escaped at byte offset {byte_at(i)}"
+                )
             end = source.find(")", i + 2)
             if end < 0:
                 raise _parse_error(f"Can't find end of a URL at byte offset {byte_at(i + 1)}")

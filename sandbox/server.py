@@ -28,14 +28,47 @@ from sandbox.world import JSON, BotAccount, ControlError, Limits, World
 log = logging.getLogger("sandbox")
 
 WORLD_KEY = web.AppKey("world", World)
-CANONICAL = {name.lower(): name for name in (
-    "getMe", "logOut", "close", "getUpdates", "setWebhook", "deleteWebhook", "getWebhookInfo", "sendMessage",
-    "sendPhoto", "sendDocument", "sendVoice", "sendLocation", "copyMessage", "forwardMessage", "sendChatAction",
-    "editMessageText", "editMessageCaption", "editMessageReplyMarkup", "deleteMessage", "deleteMessages",
-    "answerCallbackQuery", "getFile", "createForumTopic", "editForumTopic", "closeForumTopic",
-    "reopenForumTopic", "deleteForumTopic", "pinChatMessage", "unpinChatMessage", "getChat", "getChatMember",
-    "getChatAdministrators", "getChatMemberCount", "setMyCommands", "getMyCommands", "deleteMyCommands",
-)}
+CANONICAL = {
+    name.lower(): name
+    for name in (
+        "getMe",
+        "logOut",
+        "close",
+        "getUpdates",
+        "setWebhook",
+        "deleteWebhook",
+        "getWebhookInfo",
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "sendVoice",
+        "sendLocation",
+        "copyMessage",
+        "forwardMessage",
+        "sendChatAction",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "deleteMessage",
+        "deleteMessages",
+        "answerCallbackQuery",
+        "getFile",
+        "createForumTopic",
+        "editForumTopic",
+        "closeForumTopic",
+        "reopenForumTopic",
+        "deleteForumTopic",
+        "pinChatMessage",
+        "unpinChatMessage",
+        "getChat",
+        "getChatMember",
+        "getChatAdministrators",
+        "getChatMemberCount",
+        "setMyCommands",
+        "getMyCommands",
+        "deleteMyCommands",
+    )
+}
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 DEFAULT_HANG_SECONDS = 120.0
 DEFAULT_TOKEN = "123456789:SANDBOX-local-token"  # noqa: S105 (a public placeholder, not a secret)
@@ -123,7 +156,11 @@ async def _apply_fault(world: World, request: web.Request, kind: str, options: J
     if kind == "migrated":
         target = int(options.get("migrate_to_chat_id", -1001234567890))
         return _envelope(
-            ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": target})
+            ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": target},
+            )
         )
     if kind == "unauthorized":
         return _envelope(ApiError(401, "Unauthorized"))
@@ -160,9 +197,9 @@ async def bot_api(request: web.Request) -> web.StreamResponse:
         return _envelope(error)
     except Exception:
         log.exception("sandbox method %s failed", name)
-        error = ApiError(500, "Internal Server Error")
-        world.record_call(bot.id, name, raw, error)
-        return _envelope(error)
+        failure = ApiError(500, "Internal Server Error")
+        world.record_call(bot.id, name, raw, failure)
+        return _envelope(failure)
     world.record_call(bot.id, name, raw, None)
     return web.json_response({"ok": True, "result": result})
 
@@ -327,13 +364,17 @@ async def c_callback(world: World, request: web.Request, body: JSON) -> JSON:
     query = world.callbacks.get(request.match_info["query_id"])
     if query is None:
         raise ControlError("no such callback query", 404)
-    return {"answered": query.answered, **query.answer}
+    # The README promises every key, answered or not.
+    return {"answered": query.answered, "text": None, "show_alert": False, "url": None, **query.answer}
 
 
 @control
 async def c_transcript(world: World, request: web.Request, body: JSON) -> JSON:
     return humans.transcript(
-        world, int(request.match_info["chat_id"]), _int_query(request, "bot_id"), _int_query(request, "thread_id")
+        world,
+        int(request.match_info["chat_id"]),
+        _int_query(request, "bot_id"),
+        _int_query(request, "thread_id"),
     )
 
 
@@ -348,7 +389,9 @@ async def c_file(world: World, request: web.Request, body: JSON) -> web.StreamRe
 @control
 async def c_add_fault(world: World, request: web.Request, body: JSON) -> JSON:
     options = {k: v for k, v in body.items() if k not in ("method", "kind", "count")}
-    fault = world.add_fault(str(body.get("method", "*")), str(body.get("kind", "")), int(body.get("count", 1)), options)
+    fault = world.add_fault(
+        str(body.get("method", "*")), str(body.get("kind", "")), int(body.get("count", 1)), options
+    )
     return {"id": fault.id}
 
 
@@ -410,8 +453,10 @@ def _static_dir() -> Path:
 async def index(request: web.Request) -> web.StreamResponse:
     page = _static_dir() / "index.html"
     if not page.exists():
-        return web.Response(text="<!doctype html><title>Sandbox</title><p>The sandbox UI is not installed.</p>",
-                            content_type="text/html")
+        return web.Response(
+            text="<!doctype html><title>Sandbox</title><p>The sandbox UI is not installed.</p>",
+            content_type="text/html",
+        )
     return web.FileResponse(page, headers={"Cache-Control": "no-store"})
 
 
@@ -586,7 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the local Telegram Bot API emulator and its browser UI on loopback. "
         "Point any bot at it with base URL http://HOST:PORT/bot.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8081, help="port (default 8081; 0 picks a free one)")
     parser.add_argument(
         "--token",
@@ -630,4 +677,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beacon sandbox: cannot listen on {args.host}:{args.port}: {error.strerror}", flush=True)
         return 1
     return 0
-

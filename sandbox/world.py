@@ -7,6 +7,7 @@ control API (`control.py`) both act on one `World`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import math
 import secrets
@@ -315,7 +316,7 @@ class World:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def wait_version(self, after: int, timeout: float) -> int:
+    async def wait_version(self, after: int, timeout: float) -> int:  # noqa: ASYNC109 (the events timeout)
         """Wait until the version exceeds `after` or `timeout` passes; return the version."""
         deadline = time.monotonic() + timeout
         while self._version <= after and not self.stopping.is_set():
@@ -430,9 +431,9 @@ class World:
         """Find the chat a bot names in a Bot API call, applying Telegram's access rules."""
         if isinstance(chat_id, str) and chat_id.startswith("@"):
             wanted = chat_id[1:].lower()
-            for group in self.groups.values():
-                if group.username and group.username.lower() == wanted:
-                    chat_id = group.id
+            for named in self.groups.values():
+                if named.username and named.username.lower() == wanted:
+                    chat_id = named.id
                     break
             else:
                 raise bad_request("chat not found")
@@ -473,7 +474,9 @@ class World:
             return None
         update_id = bot.next_update_id
         bot.next_update_id += 1
-        bot.updates.append({"update_id": update_id, kind: payload, "_created": self.clock.now()})
+        # A snapshot: later edits of the stored message must not rewrite an update already queued.
+        snapshot = copy.deepcopy(payload)
+        bot.updates.append({"update_id": update_id, kind: snapshot, "_created": self.clock.now()})
         bot.new_update.set()
         self.touch()
         return update_id
@@ -531,7 +534,11 @@ class World:
         if not self.limits.enabled:
             return
         if is_group:
-            rate, capacity, kind = self.limits.per_group_per_minute / 60.0, self.limits.per_group_per_minute, "g"
+            rate, capacity, kind = (
+                self.limits.per_group_per_minute / 60.0,
+                self.limits.per_group_per_minute,
+                "g",
+            )
         else:
             rate, capacity, kind = self.limits.per_chat_per_second, self.limits.per_chat_burst, "p"
         if rate <= 0:

@@ -82,9 +82,7 @@ async def test_calls_log_records_method_ok_and_error_code_in_order(sb: SandboxCl
     assert calls[2]["bot_id"] == BOT_ID
 
 
-async def test_calls_log_filters_by_method_bot_and_after(
-    sb: SandboxClient, api: BotApi, other_api: BotApi
-):
+async def test_calls_log_filters_by_method_bot_and_after(sb: SandboxClient, api: BotApi, other_api: BotApi):
     """The calls log can be filtered by method, bot_id and a sequence number to start after."""
     await api.json("getMe")
     await other_api.json("getMe")

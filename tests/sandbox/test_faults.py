@@ -21,7 +21,12 @@ from tests.sandbox.conftest import BOT_ID, OTHER_BOT_ID, BotApi
         ("thread_not_found", {}, 400, "Bad Request: message thread not found"),
         ("kicked", {}, 403, "Forbidden: bot was kicked from the supergroup chat"),
         ("blocked", {}, 403, "Forbidden: bot was blocked by the user"),
-        ("migrated", {"migrate_to_chat_id": -1005}, 400, "Bad Request: group chat was upgraded to a supergroup chat"),
+        (
+            "migrated",
+            {"migrate_to_chat_id": -1005},
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+        ),
         ("bad_request", {"description": "Bad Request: custom trouble"}, 400, "Bad Request: custom trouble"),
         ("unauthorized", {}, 401, "Unauthorized"),
     ],
@@ -120,7 +125,12 @@ async def test_faults_are_listed_and_delete_clears_them(api: BotApi, sb: Sandbox
     fault_id = await sb.inject_fault("getMe", "server_error", count=2)
     await sb.inject_fault("*", "retry_after", retry_after=3)
     listed = await sb.faults()
-    assert [(f["id"], f["method"], f["kind"], f["count"]) for f in listed][0] == (fault_id, "getMe", "server_error", 2)
+    assert next((f["id"], f["method"], f["kind"], f["count"]) for f in listed) == (
+        fault_id,
+        "getMe",
+        "server_error",
+        2,
+    )
     assert listed[1]["retry_after"] == 3
     await sb.clear_faults()
     assert await sb.faults() == []

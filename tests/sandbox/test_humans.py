@@ -84,7 +84,10 @@ async def test_contact_arrives_as_a_contact(api: BotApi, sb: SandboxClient, alic
     """A shared contact reaches the bot with phone number and name."""
     await drain(api)
     await sb.send_contact(alice["id"], "+66 800 000 000", "Mother", bot_id=BOT_ID)
-    assert (await only_update(api))["message"]["contact"] == {"phone_number": "+66 800 000 000", "first_name": "Mother"}
+    assert (await only_update(api))["message"]["contact"] == {
+        "phone_number": "+66 800 000 000",
+        "first_name": "Mother",
+    }
 
 
 async def test_sticker_arrives_as_a_sticker(api: BotApi, sb: SandboxClient, alice):
@@ -122,7 +125,9 @@ async def test_press_button_delivers_the_buttons_data(api: BotApi, sb: SandboxCl
         "sendMessage",
         chat_id=alice["id"],
         text="Choose",
-        reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}, {"text": "B", "callback_data": "b"}]]},
+        reply_markup={
+            "inline_keyboard": [[{"text": "A", "callback_data": "a"}, {"text": "B", "callback_data": "b"}]]
+        },
     )
     await drain(api)
     pressed = await sb.press_button(alice["id"], sent["message_id"], button_text="B", bot_id=BOT_ID)
@@ -134,10 +139,15 @@ async def test_press_button_delivers_the_buttons_data(api: BotApi, sb: SandboxCl
     assert query["chat_instance"]
 
 
-async def test_forged_data_is_refused_without_forge_and_delivered_with_it(api: BotApi, sb: SandboxClient, alice):
+async def test_forged_data_is_refused_without_forge_and_delivered_with_it(
+    api: BotApi, sb: SandboxClient, alice
+):
     """Data no button carries is refused unless forge=True, which delivers it."""
     sent = await api.call(
-        "sendMessage", chat_id=alice["id"], text="x", reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}
+        "sendMessage",
+        chat_id=alice["id"],
+        text="x",
+        reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]},
     )
     await drain(api)
     with pytest.raises(SandboxError, match="forge"):
@@ -150,22 +160,37 @@ async def test_forged_data_is_refused_without_forge_and_delivered_with_it(api: B
 async def test_callback_answer_is_recorded_and_a_second_answer_fails(api: BotApi, sb: SandboxClient, alice):
     """answerCallbackQuery is visible at /_sandbox/callbacks/{id}; answering again is refused."""
     sent = await api.call(
-        "sendMessage", chat_id=alice["id"], text="x", reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}
+        "sendMessage",
+        chat_id=alice["id"],
+        text="x",
+        reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]},
     )
     pressed = await sb.press_button(alice["id"], sent["message_id"], data="a", bot_id=BOT_ID)
     query_id = pressed["callback_query_id"]
-    assert (await sb.callback_answer(query_id))["answered"] is False
+    unanswered = {"answered": False, "text": None, "show_alert": False, "url": None}
+    assert await sb.callback_answer(query_id) == unanswered
     await api.form("answerCallbackQuery", callback_query_id=query_id, text="Saved", show_alert=True)
-    assert await sb.callback_answer(query_id) == {"answered": True, "text": "Saved", "show_alert": True, "url": None}
+    assert await sb.callback_answer(query_id) == {
+        "answered": True,
+        "text": "Saved",
+        "show_alert": True,
+        "url": None,
+    }
     again = await api.json("answerCallbackQuery", callback_query_id=query_id)
     assert again.status == 400
-    assert again.description == "Bad Request: query is too old and response timeout expired or query ID is invalid"
+    assert (
+        again.description
+        == "Bad Request: query is too old and response timeout expired or query ID is invalid"
+    )
 
 
 async def test_callback_query_expires_after_15_minutes(api: BotApi, sb: SandboxClient, alice):
     """A callback query older than 15 minutes (sandbox clock) can no longer be answered."""
     sent = await api.call(
-        "sendMessage", chat_id=alice["id"], text="x", reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}
+        "sendMessage",
+        chat_id=alice["id"],
+        text="x",
+        reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]},
     )
     pressed = await sb.press_button(alice["id"], sent["message_id"], data="a", bot_id=BOT_ID)
     await sb.advance_clock(15 * 60 + 1)
@@ -181,7 +206,10 @@ async def test_bot_added_and_removed_gets_my_chat_member(api: BotApi, sb: Sandbo
     updates = await drain(api)
     added = [u["my_chat_member"] for u in updates if "my_chat_member" in u]
     assert len(added) == 1
-    assert (added[0]["old_chat_member"]["status"], added[0]["new_chat_member"]["status"]) == ("left", "member")
+    assert (added[0]["old_chat_member"]["status"], added[0]["new_chat_member"]["status"]) == (
+        "left",
+        "member",
+    )
     assert added[0]["chat"]["id"] == group["id"]
     joined = [u["message"] for u in updates if "new_chat_members" in u.get("message", {})]
     assert joined[0]["new_chat_members"][0]["id"] == BOT_ID
@@ -265,8 +293,10 @@ async def test_group_message_goes_to_every_bot_in_the_group(
 
 
 async def test_group_migration_moves_the_chat_to_a_new_id(api: BotApi, sb: SandboxClient, alice):
-    """After migration the old id answers migrate_to_chat_id, the new id works, and both service messages arrive."""
-    group = await sb.create_group("Basic", forum=False, supergroup=False, admins=[alice["id"]], bots=[{"bot_id": BOT_ID}])
+    """After migration the old id answers migrate_to_chat_id, the new id works, service messages arrive."""
+    group = await sb.create_group(
+        "Basic", forum=False, supergroup=False, admins=[alice["id"]], bots=[{"bot_id": BOT_ID}]
+    )
     assert group["type"] == "group"
     assert (await api.json("sendMessage", chat_id=group["id"], text="before")).ok
     await drain(api)
@@ -296,3 +326,28 @@ async def test_several_bots_need_bot_id_for_private_messages(sb: SandboxClient):
     bob = await sb.create_user("Bob")
     with pytest.raises(SandboxError, match="bot_id is required"):
         await sb.send_text(bob["id"], "hi")
+
+
+async def test_a_queued_update_keeps_the_message_as_it_was_sent(api: BotApi, sb: SandboxClient, alice):
+    """An update queued before the human edits the message still shows the original text."""
+    await drain(api)
+    said = await sb.send_text(alice["id"], "/report first", bot_id=BOT_ID)
+    await sb.edit_message(alice["id"], said["message"]["message_id"], "second", bot_id=BOT_ID)
+    original, edited = await drain(api)
+    assert original["message"]["text"] == "/report first"
+    assert "edit_date" not in original["message"]
+    assert original["message"]["entities"][0]["type"] == "bot_command"
+    assert edited["edited_message"]["text"] == "second"
+    assert "entities" not in edited["edited_message"]
+
+
+async def test_a_queued_callback_keeps_the_message_as_it_was_pressed(api: BotApi, sb: SandboxClient, alice):
+    """A callback_query queued before the bot edits the message carries the message as it was."""
+    markup = {"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}
+    sent = await api.call("sendMessage", chat_id=alice["id"], text="before", reply_markup=markup)
+    await drain(api)
+    await sb.press_button(alice["id"], sent["message_id"], data="a", bot_id=BOT_ID)
+    await api.call("editMessageText", chat_id=alice["id"], message_id=sent["message_id"], text="after")
+    query = (await only_update(api))["callback_query"]
+    assert query["message"]["text"] == "before"
+    assert query["message"]["reply_markup"] == markup

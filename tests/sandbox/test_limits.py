@@ -32,7 +32,9 @@ async def test_text_of_4097_characters_is_too_long(api: BotApi, alice):
 
 async def test_text_length_counts_after_entity_parsing(api: BotApi, alice):
     """HTML tags do not count toward the 4096 limit: only the parsed text does."""
-    answer = await api.json("sendMessage", chat_id=alice["id"], text=f"<b>{'a' * 4096}</b>", parse_mode="HTML")
+    answer = await api.json(
+        "sendMessage", chat_id=alice["id"], text=f"<b>{'a' * 4096}</b>", parse_mode="HTML"
+    )
     assert answer.ok
 
 
@@ -46,7 +48,9 @@ async def test_empty_text_is_refused(api: BotApi, alice, text):
 
 async def test_caption_of_1024_is_accepted_and_1025_is_too_long(api: BotApi, alice):
     """A caption of 1024 characters is fine; 1025 gets "message caption is too long"."""
-    photo = (await api.upload("sendPhoto", "photo", b"\x89PNG\r\n\x1a\n", "p.png", "image/png", chat_id=alice["id"]))
+    photo = await api.upload(
+        "sendPhoto", "photo", b"\x89PNG\r\n\x1a\n", "p.png", "image/png", chat_id=alice["id"]
+    )
     file_id = photo.result["photo"][0]["file_id"]
     ok = await api.json("sendPhoto", chat_id=alice["id"], photo=file_id, caption="c" * 1024)
     assert ok.result["caption"] == "c" * 1024
@@ -62,7 +66,9 @@ async def test_callback_data_of_64_bytes_is_accepted(api: BotApi, alice):
     """callback_data of exactly 64 bytes (32 two-byte characters) is accepted."""
     data = "é" * 32
     assert len(data.encode()) == 64
-    answer = await api.form("sendMessage", chat_id=alice["id"], text="x", reply_markup=keyboard([("b", data)]))
+    answer = await api.form(
+        "sendMessage", chat_id=alice["id"], text="x", reply_markup=keyboard([("b", data)])
+    )
     assert answer.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == data
 
 
@@ -71,7 +77,9 @@ async def test_callback_data_of_65_bytes_is_button_data_invalid(api: BotApi, ali
     data = "é" + "a" * 63
     assert len(data) == 64
     assert len(data.encode()) == 65
-    answer = await api.form("sendMessage", chat_id=alice["id"], text="x", reply_markup=keyboard([("b", data)]))
+    answer = await api.form(
+        "sendMessage", chat_id=alice["id"], text="x", reply_markup=keyboard([("b", data)])
+    )
     assert answer.status == 400
     assert answer.description == "Bad Request: BUTTON_DATA_INVALID"
 
@@ -115,7 +123,11 @@ async def test_html_entities_use_utf16_offsets_after_an_emoji(api: BotApi, alice
 
 async def test_html_escapes_are_decoded(api: BotApi, alice):
     """&lt; &gt; &amp; in HTML become the characters they stand for."""
-    message = (await api.json("sendMessage", chat_id=alice["id"], text="1 &lt; 2 &amp;&amp; <i>x</i>", parse_mode="HTML")).result
+    message = (
+        await api.json(
+            "sendMessage", chat_id=alice["id"], text="1 &lt; 2 &amp;&amp; <i>x</i>", parse_mode="HTML"
+        )
+    ).result
     assert message["text"] == "1 < 2 && x"
     assert message["entities"] == [{"type": "italic", "offset": 9, "length": 1}]
 
@@ -141,13 +153,16 @@ async def test_markdown_v2_unescaped_dot_is_refused(api: BotApi, alice):
     answer = await api.json("sendMessage", chat_id=alice["id"], text="Done.", parse_mode="MarkdownV2")
     assert answer.status == 400
     assert answer.description == (
-        "Bad Request: can't parse entities: Character '.' is reserved and must be escaped with the preceding '\\'"
+        "Bad Request: can't parse entities: "
+        "Character '.' is reserved and must be escaped with the preceding '\\'"
     )
 
 
 async def test_markdown_v2_escaped_dot_and_bold_are_accepted(api: BotApi, alice):
     """MarkdownV2 with '\\.' escaped and *bold* parses into text and a bold entity."""
-    message = (await api.json("sendMessage", chat_id=alice["id"], text="*Done*\\.", parse_mode="MarkdownV2")).result
+    message = (
+        await api.json("sendMessage", chat_id=alice["id"], text="*Done*\\.", parse_mode="MarkdownV2")
+    ).result
     assert message["text"] == "Done."
     assert message["entities"] == [{"type": "bold", "offset": 0, "length": 4}]
 
@@ -158,7 +173,7 @@ async def test_unknown_parse_mode_is_refused(api: BotApi, alice):
     assert answer.status == 400
 
 
-# ---------------------------------------------------------------------------------------------- deletion and edits
+# -------------------------------------------------------------------------------------- deletion and edits
 
 
 async def test_deleting_a_47_hour_old_message_works(api: BotApi, alice, sb: SandboxClient):
@@ -209,7 +224,11 @@ async def test_editing_to_the_same_content_is_not_modified(api: BotApi, alice):
     markup = keyboard([("a", "a")])
     sent = await api.call("sendMessage", chat_id=alice["id"], text="same", reply_markup=markup)
     answer = await api.form(
-        "editMessageText", chat_id=alice["id"], message_id=sent["message_id"], text="same", reply_markup=markup
+        "editMessageText",
+        chat_id=alice["id"],
+        message_id=sent["message_id"],
+        text="same",
+        reply_markup=markup,
     )
     assert answer.status == 400
     assert answer.description.startswith("Bad Request: message is not modified")
@@ -222,7 +241,9 @@ async def test_editing_to_the_same_content_is_not_modified(api: BotApi, alice):
 async def test_editing_a_humans_message_is_refused(api: BotApi, alice, sb: SandboxClient):
     """A bot cannot edit a message a human wrote."""
     said = await sb.send_text(alice["id"], "hers", bot_id=BOT_ID)
-    answer = await api.json("editMessageText", chat_id=alice["id"], message_id=said["message"]["message_id"], text="x")
+    answer = await api.json(
+        "editMessageText", chat_id=alice["id"], message_id=said["message"]["message_id"], text="x"
+    )
     assert answer.description == "Bad Request: message can't be edited"
 
 
@@ -275,7 +296,10 @@ async def test_topics_in_a_non_forum_group_are_refused(api: BotApi, sb: SandboxC
 async def test_topics_without_can_manage_topics_are_refused(api: BotApi, sb: SandboxClient, alice):
     """An admin bot without can_manage_topics cannot create a topic."""
     group = await sb.create_group(
-        "Forum", forum=True, admins=[alice["id"]], bots=[{"bot_id": BOT_ID, "admin": True, "can_manage_topics": False}]
+        "Forum",
+        forum=True,
+        admins=[alice["id"]],
+        bots=[{"bot_id": BOT_ID, "admin": True, "can_manage_topics": False}],
     )
     answer = await api.json("createForumTopic", chat_id=group["id"], name="T")
     assert answer.status == 400
@@ -305,7 +329,12 @@ async def test_limits_are_on_by_default():
     """A sandbox started without options enforces the flood limits."""
     async with SandboxServer() as plain, SandboxClient(plain.url) as sb:
         limits = await sb.set_limits()
-    assert limits == {"enabled": True, "per_chat_per_second": 1.0, "per_chat_burst": 3.0, "per_group_per_minute": 20.0}
+    assert limits == {
+        "enabled": True,
+        "per_chat_per_second": 1.0,
+        "per_chat_burst": 3.0,
+        "per_group_per_minute": 20.0,
+    }
 
 
 async def test_per_chat_burst_then_429_then_fine_after_the_clock_moves(api: BotApi, alice, sb: SandboxClient):
