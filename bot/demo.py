@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the local Telegram sandbox with a Beacon bot, a demo reporter and a coordinators' "
         "forum group, and print the address to open in a browser. Ctrl-C stops everything.",
     )
-    parser.add_argument("--port", type=int, default=8080, help="sandbox port on 127.0.0.1 (default 8080; 0: any)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="sandbox port on 127.0.0.1 (default 8080; 0: any)"
+    )
     parser.add_argument(
         "--database",
         type=Path,
@@ -68,7 +70,9 @@ async def populate(client: SandboxClient, token: str, reporter_language: str) ->
     """Create the demo bot, a reporter, a coordinator and the coordinators' forum group."""
     bot = await client.create_bot(token, username=DEMO_BOT_USERNAME, first_name="Beacon")
     reporter = await client.create_user("Demo Reporter", language_code=reporter_language)
-    coordinator = await client.create_user("Demo Coordinator", username="demo_coordinator", language_code="en")
+    coordinator = await client.create_user(
+        "Demo Coordinator", username="demo_coordinator", language_code="en"
+    )
     group = await client.create_group(
         "Beacon coordinators (demo)",
         forum=True,

@@ -81,7 +81,9 @@ async def page(demo: DemoWorld, tmp_path: Path) -> AsyncIterator[object]:
             await browser.close()
 
 
-async def test_reporter_sends_start_in_the_browser_and_sees_the_answer(demo: DemoWorld, page, tmp_path: Path) -> None:
+async def test_reporter_sends_start_in_the_browser_and_sees_the_answer(
+    demo: DemoWorld, page, tmp_path: Path
+) -> None:
     """Typing /start in the reporter's phone pane shows the bot's greeting, live."""
     await page.goto(demo.page)
     await page.get_by_test_id("reporter-input").fill("/start")
@@ -99,7 +101,9 @@ async def test_every_shipped_script_has_a_font_and_urdu_reads_right_to_left(demo
     missing = [
         lang
         for lang in SCRIPT_SAMPLES
-        if not subprocess.run(["fc-list", f":lang={lang}"], capture_output=True, text=True, check=False).stdout.strip()
+        if not subprocess.run(
+            ["fc-list", f":lang={lang}"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     ]
     assert not missing, f"no font installed for: {missing} (make system-deps installs them)"
     from sandbox.client import SandboxClient
@@ -108,10 +112,12 @@ async def test_every_shipped_script_has_a_font_and_urdu_reads_right_to_left(demo
         for text in SCRIPT_SAMPLES.values():
             await sb.send_text(demo.reporter_id, text, bot_id=demo.bot_id)
     await page.goto(demo.page)
-    bubbles = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="false"]')
+    bubbles = page.locator(
+        '[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="false"]'
+    )
     await page.wait_for_function(
-        "n => document.querySelectorAll('[data-testid=\"reporter-transcript\"] [data-testid=\"message\"]"
-        "[data-from-bot=\"false\"]').length >= n",
+        'n => document.querySelectorAll(\'[data-testid="reporter-transcript"] [data-testid="message"]'
+        '[data-from-bot="false"]\').length >= n',
         arg=len(SCRIPT_SAMPLES),
         timeout=15_000,
     )
