@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import build_application
+from bot.app import build_application, start_application, stop_application
 from bot.config import load_settings
-from bot.demo import start_bot, stop_bot
 from bot.keys import generate_secret_key
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer
@@ -56,7 +55,7 @@ async def run(reporters: int, concurrency: int) -> None:
                 secret_key=generate_secret_key(),
             )
             application = build_application(settings)
-            await start_bot(application)
+            await start_application(application)
             bot_id = int(TOKEN.split(":")[0])
             gate = asyncio.Semaphore(concurrency)
 
@@ -69,7 +68,7 @@ async def run(reporters: int, concurrency: int) -> None:
             latencies = await asyncio.gather(*(limited(i) for i in range(reporters)))
             wall = time.perf_counter() - wall_before
             cpu = time.process_time() - cpu_before
-            await stop_bot(application)
+            await stop_application(application)
     latencies.sort()
     quantile = statistics.quantiles(latencies, n=100)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

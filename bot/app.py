@@ -46,6 +46,8 @@ __all__ = [
     "register_handlers",
     "run_polling",
     "run_webhook",
+    "start_application",
+    "stop_application",
     "webhook_path",
 ]
 
@@ -212,6 +214,35 @@ def build_application(settings: Settings) -> BeaconApplication:
     application.bot_data[DEFAULT_LOCALE_KEY] = settings.default_locale
     register_handlers(application)
     return application
+
+
+async def start_application(application: BeaconApplication) -> None:
+    """Initialise and start the application and its long polling, in this event loop.
+
+    `run_polling` would block and own the loop; here the sandbox shares it, so the lifecycle hooks that
+    `run_polling` calls (`post_init`, `post_shutdown`) are called explicitly.
+    """
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    await application.start()
+    if application.updater is None:
+        raise RuntimeError("the application was built without an updater")
+    # Pending updates are never dropped: each may be a report.
+    await application.updater.start_polling(
+        poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
+    )
+
+
+async def stop_application(application: BeaconApplication) -> None:
+    """Stop polling, the application and its resources, tolerating a half-started application."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
 
 
 def run_polling(settings: Settings) -> None:

@@ -17,9 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from telegram import Update
-
-from bot.app import BeaconApplication, build_application, configure_logging
+from bot.app import build_application, configure_logging, start_application, stop_application
 from bot.config import ConfigError, load_settings
 from bot.keys import generate_secret_key
 from sandbox.client import SandboxClient
@@ -82,35 +80,6 @@ async def populate(client: SandboxClient, token: str, reporter_language: str) ->
     return int(bot["id"]), int(reporter["id"]), int(coordinator["id"]), int(group["id"])
 
 
-async def start_bot(application: BeaconApplication) -> None:
-    """Initialise and start the application and its long polling, in this event loop.
-
-    `run_polling` would block and own the loop; here the sandbox shares it, so the lifecycle hooks that
-    `run_polling` calls (`post_init`, `post_shutdown`) are called explicitly.
-    """
-    await application.initialize()
-    if application.post_init is not None:
-        await application.post_init(application)
-    await application.start()
-    if application.updater is None:
-        raise RuntimeError("the application was built without an updater")
-    # Pending updates are never dropped: each may be a report.
-    await application.updater.start_polling(
-        poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
-    )
-
-
-async def stop_bot(application: BeaconApplication) -> None:
-    """Stop polling, the application and its resources, tolerating a half-started application."""
-    if application.updater is not None and application.updater.running:
-        await application.updater.stop()
-    if application.running:
-        await application.stop()
-    await application.shutdown()
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
-
-
 async def run_demo(
     port: int,
     database: Path | None,
@@ -134,7 +103,7 @@ async def run_demo(
             configure_logging(settings.log_level)
             application = build_application(settings)
             try:
-                await start_bot(application)
+                await start_application(application)
                 world = DemoWorld(server.url, bot_id, reporter_id, coordinator_id, group_id)
                 if ready is not None and not ready.done():
                     ready.set_result(world)
@@ -142,7 +111,7 @@ async def run_demo(
                 print("Press Ctrl-C to stop.", flush=True)
                 await stop.wait()
             finally:
-                await stop_bot(application)
+                await stop_application(application)
     print("Beacon demo stopped.", flush=True)
 
 

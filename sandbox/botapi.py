@@ -576,7 +576,7 @@ async def copy_message(world: World, bot: BotAccount, p: Params) -> JSON:
 
 
 @method("forwardMessage")
-async def forward_message(world: World, bot: BotAccount, p: Params) -> JSON:
+async def forward_message_method(world: World, bot: BotAccount, p: Params) -> JSON:
     source = _source_message(world, bot, p)
     content = {k: v for k, v in source.items() if k in _CONTENT_FIELDS}
     chat, conversation, group = _prepare_send(world, bot, p)

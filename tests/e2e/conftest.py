@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import BeaconApplication, build_application
+from bot.app import BeaconApplication, build_application, start_application, stop_application
 from bot.config import Settings, load_settings
-from bot.demo import start_bot, stop_bot
 from bot.keys import generate_secret_key
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer
@@ -62,8 +61,8 @@ async def harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harne
             admins=[coordinator["id"]],
         )
         app = build_application(settings)
-        await start_bot(app)
+        await start_application(app)
         try:
             yield Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
         finally:
-            await stop_bot(app)
+            await stop_application(app)
