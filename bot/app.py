@@ -6,9 +6,11 @@ This is the only module that knows every layer. Resources are opened in ``post_i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -19,20 +21,28 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     ExtBot,
     JobQueue,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot.config import LogLevel, Settings
+from bot.crypto import Keyring
+from bot.domain.gazetteer import load_gazetteer
 from bot.i18n import SHIPPED_LOCALES, get_translator, load_catalogs
+from bot.persistence import SQLitePersistence, flush_after_update
+from bot.services.intake import IntakeService
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.errors import on_error
-from handlers.fallback import group_command, not_understood
-from handlers.start import start
+from handlers.fallback import group_command, not_understood, unknown_button
+from handlers.intake import conversation as intake
+from storage.cases import CaseStore
+from storage.conversations import ConversationStore
 from storage.db import open_database
 from storage.migrations import migrate
 
@@ -127,8 +137,42 @@ def configure_logging(level: LogLevel, redact: Iterable[str] = ()) -> None:
                 handler.addFilter(RedactingFilter(secrets_to_hide))
 
 
+class Resources:
+    """The database connection and keys, opened once and shared by persistence and services.
+
+    python-telegram-bot loads persisted user data in ``Application.initialize``, before ``post_init``
+    runs, so the connection opens on first use rather than in ``post_init``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keyring = Keyring(settings.secret_key_bytes())
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def connection(self) -> aiosqlite.Connection:
+        """Open (and migrate) the database on first use; raises ``storage.db.StorageError``."""
+        async with self._lock:
+            if self._conn is None:
+                conn = await open_database(self.settings.database)
+                applied = await migrate(conn)
+                if applied:
+                    _LOG.info("Applied migrations: %s", ", ".join(applied))
+                self._conn = conn
+            return self._conn
+
+    async def conversation_store(self) -> ConversationStore:
+        return ConversationStore(await self.connection(), self.keyring)
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+
+
 def get_database(application: Application[Any, Any, Any, Any, Any, Any]) -> aiosqlite.Connection:
-    """Return the connection opened in ``post_init``; raises ``RuntimeError`` before it ran."""
+    """Return the connection opened at start-up; raises ``RuntimeError`` before it was opened."""
     conn = application.bot_data.get(DATABASE_KEY)
     if not isinstance(conn, aiosqlite.Connection):
         raise RuntimeError("the database is not open: the application has not been initialised")
@@ -138,28 +182,58 @@ def get_database(application: Application[Any, Any, Any, Any, Any, Any]) -> aios
 def register_handlers(application: BeaconApplication) -> None:
     """Register every handler, in the order they must be tried.
 
-    Within group 0 python-telegram-bot runs only the first handler whose filters match, so specific
-    handlers come first and the fallbacks last. Only new messages are handled: an edited message is
-    not a new request. In groups the bot speaks only when a command names it (``/x@beacon_bot``).
+    Within a group python-telegram-bot runs only the first handler whose filters match, so specific
+    handlers come first and the fallbacks last. Group 0 answers the update; group 1 then writes the
+    reporter's conversation state to the database before the next update is handled.
     """
-    new_private = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE
+    private = filters.ChatType.PRIVATE
+    new_private = filters.UpdateType.MESSAGE & private
+    edited_private = filters.UpdateType.EDITED_MESSAGE & private
     new_in_group = filters.UpdateType.MESSAGE & filters.ChatType.GROUPS
 
-    # 1. Commands in private chats.
-    application.add_handler(CommandHandler("start", start, filters=new_private))
-    # 2. Fallbacks, last: anything else a person sends privately (unknown command, photo, sticker...),
-    #    except service messages; and commands addressed to the bot in a group.
-    application.add_handler(MessageHandler(new_private & ~filters.StatusUpdate.ALL, not_understood))
+    # 1. The reporter's commands, in private chats only.
+    commands = {
+        "start": intake.start,
+        "x": intake.exit_and_wipe,
+        "language": intake.language,
+        "help": intake.help_command,
+        "status": intake.status,
+        "add": intake.add,
+        "delete": intake.delete,
+    }
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback, filters=new_private))
+    # 2. Buttons of the reporter's conversation ("s:" steps, "l:" languages); anything else is refused.
+    application.add_handler(CallbackQueryHandler(intake.on_callback, pattern=r"^(s|l):"))
+    application.add_handler(CallbackQueryHandler(unknown_button))
+    # 3. Answers: anything else sent privately, except commands and service messages; edits are declined.
+    application.add_handler(
+        MessageHandler(new_private & ~filters.COMMAND & ~filters.StatusUpdate.ALL, intake.on_message)
+    )
+    application.add_handler(MessageHandler(edited_private, intake.on_edited))
+    # 4. Fallbacks: an unknown command in private; in groups, /start once and commands naming the bot.
+    application.add_handler(MessageHandler(new_private & filters.COMMAND, not_understood))
+    application.add_handler(CommandHandler("start", intake.start_in_group, filters=new_in_group))
     application.add_handler(MessageHandler(new_in_group & filters.COMMAND, group_command))
+    # Write-through persistence: after every update, before the next.
+    application.add_handler(TypeHandler(Update, flush_after_update), group=1)
 
     application.add_error_handler(on_error)
 
 
 def _private_commands(locale: str) -> list[BotCommand]:
     """Return the command menu shown in private chats, translated into ``locale``."""
-    translator = get_translator(locale)
-    # TRANSLATORS: Description of the /start command in Telegram's command menu (at most 256 characters).
-    return [BotCommand("start", translator.pgettext("command menu", "Begin"))]
+    t = get_translator(locale)
+    # TRANSLATORS: Descriptions in Telegram's command menu (at most 256 characters each).
+    return [
+        BotCommand("start", t.pgettext("command menu", "Begin a report")),
+        BotCommand("status", t.pgettext("command menu", "Check your report and replies")),
+        BotCommand("add", t.pgettext("command menu", "Add information to your report")),
+        BotCommand("delete", t.pgettext("command menu", "Withdraw your report")),
+        BotCommand("language", t.pgettext("command menu", "Change the language")),
+        BotCommand("x", t.pgettext("command menu", "Stop and clear this chat")),
+        BotCommand("help", t.pgettext("command menu", "Help")),
+    ]
 
 
 async def _set_commands(application: BeaconApplication, default_locale: str) -> None:
@@ -178,27 +252,36 @@ async def _set_commands(application: BeaconApplication, default_locale: str) -> 
 
 
 def build_application(settings: Settings) -> BeaconApplication:
-    """Build the Application for ``settings``: API endpoint, rate limiter, lifecycle hooks, handlers.
+    """Build the Application for ``settings``: API endpoint, rate limiter, persistence, hooks, handlers.
 
-    Nothing is opened yet; the database is opened (and migrated) in ``post_init``. Raises
-    ``bot.i18n.CatalogError`` if a shipped catalog is broken.
+    Nothing is opened yet. Raises ``bot.i18n.CatalogError`` if a shipped catalog is broken and
+    ``bot.domain.gazetteer.GazetteerError`` if the gazetteer is.
     """
     load_catalogs()
+    gazetteer = load_gazetteer(settings.gazetteer)
+    resources = Resources(settings)
 
     async def post_init(application: BeaconApplication) -> None:
-        """Opens and migrates the database, then publishes the command menu."""
-        conn = await open_database(settings.database)
+        """Opens the database, wires the services, publishes the command menu, schedules the idle sweep."""
+        conn = await resources.connection()
         application.bot_data[DATABASE_KEY] = conn
-        applied = await migrate(conn)
-        if applied:
-            _LOG.info("Applied migrations: %s", ", ".join(applied))
+        service = IntakeService(
+            CaseStore(conn, resources.keyring), resources.keyring, reports_per_hour=settings.reports_per_hour
+        )
+        application.bot_data[intake.SERVICES_KEY] = intake.IntakeContext(
+            intake=service,
+            gazetteer=gazetteer,
+            idle_timeout=timedelta(minutes=settings.idle_timeout_minutes),
+            flood={},
+        )
         await _set_commands(application, settings.default_locale)
+        if application.job_queue is not None:
+            application.job_queue.run_repeating(intake.sweep_idle, interval=60, first=5, name="idle sweep")
 
     async def post_shutdown(application: BeaconApplication) -> None:
-        """Closes the database if ``post_init`` opened it."""
-        conn = application.bot_data.pop(DATABASE_KEY, None)
-        if isinstance(conn, aiosqlite.Connection):
-            await conn.close()
+        """Closes the database."""
+        application.bot_data.pop(DATABASE_KEY, None)
+        await resources.close()
 
     application: BeaconApplication = (
         ApplicationBuilder()
@@ -207,6 +290,7 @@ def build_application(settings: Settings) -> BeaconApplication:
         .base_url(f"{settings.api_url}/bot")
         .base_file_url(f"{settings.api_url}/file/bot")
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .persistence(SQLitePersistence(resources.conversation_store))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()

@@ -37,6 +37,9 @@ _PROBLEMS: dict[str, str] = {
     "secret_key": f"must be base64 of at least {KEY_BYTES} random bytes (create one with: beacon keygen)",
     "default_locale": f"must be one of the shipped locales: {', '.join(SHIPPED_LOCALES)}",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR",
+    "idle_timeout_minutes": "must be a whole number of minutes from 1 to 1440",
+    "reports_per_hour": "must be a whole number from 1 to 1000",
+    "gazetteer": "must be the path of a JSON gazetteer file",
 }
 
 
@@ -72,6 +75,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr
     default_locale: str = "en"
     log_level: LogLevel = "INFO"
+    # A reporter's unfinished conversation is wiped after this long without an answer.
+    idle_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Reports an hour from one account before further ones are quarantined for review in bulk.
+    reports_per_hour: int = Field(default=5, ge=1, le=1000)
+    # Optional JSON file of extra gazetteer countries and areas (see bot/data/gazetteer.json).
+    gazetteer: Path | None = None
 
     @field_validator("bot_token")
     @classmethod

@@ -7,7 +7,7 @@ from telegram.ext import ContextTypes
 
 from handlers.common import translator_for
 
-__all__ = ["addressed_command", "group_command", "not_understood"]
+__all__ = ["addressed_command", "group_command", "not_understood", "unknown_button"]
 
 
 async def not_understood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -40,3 +40,12 @@ def addressed_command(message: Message, bot_username: str | None) -> str | None:
     if target.lower() != bot_username.lower():
         return None
     return command
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answers a button the bot does not know (stale, or forged callback data) without acting on it."""
+    query = update.callback_query
+    if query is None:
+        return
+    _ = translator_for(update, context).gettext
+    await query.answer(_("This button is no longer active."))

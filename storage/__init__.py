@@ -1,1 +1,1 @@
-"""SQLite storage: connection and pragmas, ordered migrations, and (later) repositories."""
+"""SQLite storage: connection and pragmas, ordered migrations, and the repositories (cases, conversations)."""

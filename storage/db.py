@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,17 +92,29 @@ async def _apply_pragmas(conn: aiosqlite.Connection) -> None:
             raise PragmaError(f"PRAGMA {name} is {actual!r}, expected {expected!r}")
 
 
+# One lock per connection: coroutines sharing a connection share its one transaction, so without it a
+# second ``transaction()`` would fail ("cannot start a transaction within a transaction") or, worse, a
+# statement from another coroutine would join (and be rolled back with) someone else's transaction.
+_TRANSACTION_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @asynccontextmanager
 async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
     """Run the block in one write transaction: committed if it finishes, rolled back if it raises.
 
-    ``BEGIN IMMEDIATE`` takes the write lock up front, so a second writer waits (up to the busy
-    timeout) instead of failing halfway with "database is locked".
+    ``BEGIN IMMEDIATE`` takes the write lock up front, so a second writer (another connection or
+    process) waits, up to the busy timeout, instead of failing halfway with "database is locked".
+    Coroutines sharing ``conn`` take turns. Not re-entrant: do not open a transaction inside another.
     """
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        await conn.rollback()
-        raise
-    await conn.commit()
+    lock = _TRANSACTION_LOCKS.setdefault(conn, asyncio.Lock())
+    async with lock:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            await conn.commit()
+        except BaseException:
+            # Also after a failed COMMIT (e.g. a disk error), which leaves the transaction open.
+            await conn.rollback()
+            raise

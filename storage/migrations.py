@@ -42,6 +42,149 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0002_intake",
+        """
+        -- Times are ISO 8601 in UTC with microseconds, so text order is time order.
+        -- No column ever holds a Telegram user id, username, name or chat id in clear: reporters appear
+        -- only as keyed-HMAC pseudonyms, and the chat id to write back is in case_secrets, encrypted.
+
+        -- One row per report. What is here in clear is what coordinators triage, map and export by:
+        -- codes, ranges and quasi-identifiers, never free text.
+        CREATE TABLE cases (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'new',
+            priority INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 4),
+            reasons TEXT NOT NULL DEFAULT '[]',                 -- JSON list of Reason codes, by weight
+            score INTEGER NOT NULL,
+            corroborating_cases INTEGER NOT NULL DEFAULT 0,
+            rules_version TEXT NOT NULL,
+            reporter_type TEXT,
+            immediate_danger INTEGER CHECK (immediate_danger IN (0, 1)),   -- NULL: not answered
+            fast_track INTEGER NOT NULL DEFAULT 0 CHECK (fast_track IN (0, 1)),
+            place_unknown INTEGER NOT NULL DEFAULT 0 CHECK (place_unknown IN (0, 1)),
+            country TEXT,
+            area_id TEXT,
+            -- Rounded to 2 decimals (about 1 km) for hotspot maps. The exact point is in case_secrets.
+            approx_latitude REAL,
+            approx_longitude REAL,
+            passport TEXT,
+            phone TEXT,
+            people TEXT,
+            nationalities TEXT NOT NULL DEFAULT '[]',          -- JSON list of codes
+            contact TEXT,
+            language TEXT NOT NULL,
+            victim_age_band TEXT,
+            victim_sex TEXT,
+            victim_nationality TEXT,
+            quarantined INTEGER NOT NULL DEFAULT 0 CHECK (quarantined IN (0, 1)),
+            withdrawn_at TEXT
+        );
+        CREATE INDEX cases_by_created_at ON cases (created_at);
+
+        CREATE TABLE case_conditions (
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            condition TEXT NOT NULL,
+            PRIMARY KEY (case_id, condition)
+        ) WITHOUT ROWID;
+
+        -- Sensitive fields, one AES-GCM ciphertext each, bound to ('case_secrets', field, case_id).
+        CREATE TABLE case_secrets (
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            field TEXT NOT NULL,
+            ciphertext BLOB NOT NULL,
+            PRIMARY KEY (case_id, field)
+        );
+
+        -- Sanitised photos and voice notes. The ciphertext is bound to ('case_media', 'content', id).
+        CREATE TABLE case_media (
+            id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            mime_type TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            ciphertext BLOB NOT NULL
+        );
+        CREATE INDEX case_media_by_case ON case_media (case_id);
+
+        -- Texts appended with /add. The ciphertext is bound to ('case_additions', 'text', id).
+        CREATE TABLE case_additions (
+            id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            ciphertext BLOB NOT NULL
+        );
+        CREATE INDEX case_additions_by_case ON case_additions (case_id);
+
+        -- Corroboration: a newer case (case_id) links to the earlier ones it was matched with.
+        CREATE TABLE case_links (
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            linked_case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            PRIMARY KEY (case_id, linked_case_id),
+            CHECK (case_id <> linked_case_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX case_links_by_linked ON case_links (linked_case_id);
+
+        -- Which reporter (keyed-HMAC pseudonym) filed which case: /status from the same account.
+        CREATE TABLE reporter_links (
+            pseudonym TEXT NOT NULL,
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (pseudonym, case_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX reporter_links_by_case ON reporter_links (case_id);
+
+        -- Receipt codes are never stored: a keyed HMAC finds the row, a salted scrypt hash verifies it.
+        CREATE TABLE receipts (
+            case_id TEXT PRIMARY KEY REFERENCES cases (id) ON DELETE CASCADE,
+            lookup TEXT NOT NULL UNIQUE,
+            hash TEXT NOT NULL
+        );
+
+        -- One row per report filed, for per-reporter rate limits, not linked to a case.
+        CREATE TABLE rate_events (
+            id INTEGER PRIMARY KEY,
+            pseudonym TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX rate_events_by_pseudonym ON rate_events (pseudonym, created_at);
+
+        -- Messages owed to the coordinators, written in the same transaction as the change behind them.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            priority INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 4),
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            sent_at TEXT,
+            dead_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox (priority, id) WHERE sent_at IS NULL AND dead_at IS NULL;
+
+        -- python-telegram-bot persistence. Keys hold chat and user ids, so they are stored encrypted and
+        -- found by a keyed HMAC (lookup). States and user data are encrypted JSON, never pickle.
+        CREATE TABLE conversations (
+            lookup TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            key BLOB NOT NULL,
+            state BLOB NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX conversations_by_name ON conversations (name, updated_at);
+
+        CREATE TABLE user_data (
+            lookup TEXT PRIMARY KEY,
+            user_key BLOB NOT NULL,
+            data BLOB NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

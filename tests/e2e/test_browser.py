@@ -90,7 +90,7 @@ async def test_reporter_sends_start_in_the_browser_and_sees_the_answer(
     await page.get_by_test_id("reporter-send").click()
     reply = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="true"]')
     await reply.first.wait_for(timeout=15_000)
-    assert "Hello. This is Beacon." in await reply.first.inner_text()
+    assert "Hello. You can tell us here" in await reply.first.inner_text()
     mine = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="false"]')
     assert "/start" in await mine.first.inner_text()
     await page.screenshot(path=str(tmp_path / "reporter.png"))

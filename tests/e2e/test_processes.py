@@ -102,7 +102,7 @@ async def _greeting_roundtrip(url: str, bot_id: int) -> None:
         reply = await sb.wait_for_message(
             user["id"], bot_id=bot_id, after_message_id=sent["message"]["message_id"], timeout=20
         )
-        assert reply["text"].startswith("Hello. This is Beacon.")
+        assert reply["text"].startswith("Hello. You can tell us here")
 
 
 async def test_beacon_run_polls_a_beacon_sandbox_subprocess(

@@ -21,7 +21,7 @@ from bot.config import load_settings
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.errors import on_error
 from handlers.fallback import group_command, not_understood
-from handlers.start import start
+from handlers.intake import conversation as intake
 from tests.unit.conftest import VALID_TOKEN
 
 
@@ -85,10 +85,13 @@ def command(text: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("message", "kind", "expected"),
     [
-        ({**PRIVATE, **command("/start")}, "message", start),
-        ({**PRIVATE, **command("/start@beacon_bot")}, "message", start),
-        ({**PRIVATE, **command("/help")}, "message", not_understood),
-        ({**PRIVATE, "text": "hello"}, "message", not_understood),
+        ({**PRIVATE, **command("/start")}, "message", intake.start),
+        ({**PRIVATE, **command("/start@beacon_bot")}, "message", intake.start),
+        ({**PRIVATE, **command("/x")}, "message", intake.exit_and_wipe),
+        ({**PRIVATE, **command("/status 1234")}, "message", intake.status),
+        ({**PRIVATE, **command("/help")}, "message", intake.help_command),
+        ({**PRIVATE, **command("/nonsense")}, "message", not_understood),
+        ({**PRIVATE, "text": "hello"}, "message", intake.on_message),
         (
             {
                 **PRIVATE,
@@ -103,31 +106,36 @@ def command(text: str) -> dict[str, Any]:
                 },
             },
             "message",
-            not_understood,
+            intake.on_message,
         ),
-        ({**PRIVATE, "location": {"latitude": 1.0, "longitude": 2.0}}, "message", not_understood),
-        ({**PRIVATE, **command("/start")}, "edited_message", None),
-        ({**GROUP, **command("/start@beacon_bot")}, "message", group_command),
-        ({**GROUP, **command("/start")}, "message", group_command),
+        ({**PRIVATE, "location": {"latitude": 1.0, "longitude": 2.0}}, "message", intake.on_message),
+        ({**PRIVATE, **command("/start")}, "edited_message", intake.on_edited),
+        ({**GROUP, **command("/start@beacon_bot")}, "message", intake.start_in_group),
+        ({**GROUP, **command("/start")}, "message", intake.start_in_group),
+        ({**GROUP, **command("/nonsense@beacon_bot")}, "message", group_command),
         ({**GROUP, "text": "a coordinator chatting"}, "message", None),
         ({"chat": {"id": -1007, "type": "channel", "title": "C"}, **command("/start")}, "channel_post", None),
     ],
     ids=[
         "private /start",
         "private /start@bot",
+        "private /x",
+        "private /status with code",
+        "private /help",
         "private unknown command",
         "private text",
         "private sticker",
         "private location",
         "edited /start",
-        "group command to bot",
-        "group bare command (handler stays silent)",
+        "group /start to bot",
+        "group bare /start",
+        "group unknown command to bot",
         "group chatter",
         "channel post",
     ],
 )
 def test_updates_reach_the_handler_registered_for_them(application, message, kind, expected):
-    """Handler order: /start first, then the private fallback; groups only reach group_command."""
+    """Handler order: reporter commands, answers, then fallbacks; groups reach only /start and commands."""
     assert route(application, message, kind) is expected
 
 

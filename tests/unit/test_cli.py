@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser, main
+from storage.migrations import MIGRATIONS
 
 REPO = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ["run", "keygen", "migrate", "sandbox", "demo"]
@@ -57,7 +58,7 @@ def test_migrate_creates_and_upgrades_the_configured_database(valid_env, tmp_pat
     """`beacon migrate` creates the database and its folder, then reports it is current."""
     database = tmp_path / "db" / "beacon.db"
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out == "applied 0001_initial\n"
+    assert capsys.readouterr().out == "".join(f"applied {migration.name}\n" for migration in MIGRATIONS)
     assert database.is_file()
     assert main(["migrate"]) == 0
     assert capsys.readouterr().out == f"{database}: already up to date\n"

@@ -10,10 +10,8 @@ import pytest
 from telegram import Update
 from telegram.error import Forbidden
 
-from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.errors import describe_failure, on_error
 from handlers.fallback import addressed_command, group_command, not_understood
-from handlers.start import start
 
 BOT_USERNAME = "beacon_bot"
 PRIVATE_TEXT = "My name is Alice Nguyen and I am in building 5"
@@ -84,30 +82,6 @@ def make_update(
     assert update.message is not None
     update.message.set_bot(bot or FakeBot())  # type: ignore[arg-type]
     return update
-
-
-async def test_start_greets_the_reporter_in_their_language():
-    """/start from a Vietnamese phone is answered in Vietnamese, in the same chat."""
-    bot = FakeBot()
-    await start(make_update(language_code="vi", bot=bot), FakeContext(bot))  # type: ignore[arg-type]
-    assert len(bot.sent) == 1
-    assert bot.sent[0]["chat_id"] == 555
-    assert bot.sent[0]["text"].startswith("Xin chào. Đây là Beacon.")
-
-
-async def test_start_greets_in_english_by_default():
-    """An English phone gets the English greeting, which begins with "Hello."."""
-    bot = FakeBot()
-    await start(make_update(language_code="en-US", bot=bot), FakeContext(bot))  # type: ignore[arg-type]
-    assert bot.sent[0]["text"].startswith("Hello. This is Beacon.")
-
-
-async def test_unsupported_language_gets_the_configured_default_locale():
-    """A language without a catalog is answered in the default locale the composition root set."""
-    bot = FakeBot()
-    context = FakeContext(bot, bot_data={DEFAULT_LOCALE_KEY: "zh_Hans"})
-    await start(make_update(language_code="fr", bot=bot), context)  # type: ignore[arg-type]
-    assert bot.sent[0]["text"].startswith("你好。")
 
 
 async def test_private_message_nobody_handled_is_answered_with_how_to_begin():

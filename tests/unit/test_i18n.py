@@ -164,8 +164,8 @@ def test_translator_translates_and_falls_back_to_the_original_text():
 
 def test_translator_supports_context_and_plural_forms():
     """pgettext looks up by context; ngettext picks the plural form by count."""
-    assert get_translator("vi").pgettext("command menu", "Begin") == "Bắt đầu"
-    assert get_translator("zh_Hans").pgettext("command menu", "Begin") == "开始"
+    assert get_translator("vi").pgettext("command menu", "Begin a report") == "Bắt đầu một báo cáo"
+    assert get_translator("zh_Hans").pgettext("command menu", "Begin a report") == "开始报告"
     assert get_translator("en").ngettext("one report", "%(n)d reports", 1) == "one report"
     assert get_translator("en").ngettext("one report", "%(n)d reports", 3) == "%(n)d reports"
 

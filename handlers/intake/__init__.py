@@ -1,0 +1,1 @@
+"""The reporter's conversation: a guided, anonymous report and its follow-ups (/status, /add, /delete)."""
