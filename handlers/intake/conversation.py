@@ -36,7 +36,7 @@ from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.intake import draft as flow
 from handlers.intake.draft import Draft, Step
-from handlers.intake.questions import CALLBACK_PREFIX, Question, button, question, rows
+from handlers.intake.questions import CALLBACK_PREFIX, Question, button, location_keyboard, question, rows
 from handlers.intake.review import review_question
 
 _LOG = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ AMEND = "amend_case"
 ADD_CASE = "add_case"
 WITHDRAW_CASES = "withdraw_cases"
 RECEIPT_MESSAGE = "receipt_msg"
+LOCATION_KEYBOARD = "loc_kb"
 # Flood guard: more than this many messages in the window get one "slow down" answer, then silence.
 FLOOD_MESSAGES = 20
 FLOOD_WINDOW_SECONDS = 10.0
@@ -160,7 +161,14 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE, step: Step) ->
     q: Question = (
         review_question(t, draft, gazetteer) if step is Step.REVIEW else question(step, t, draft, gazetteer)
     )
+    if step not in (Step.WHERE, Step.AREA, Step.PLACE_DETAILS) and data.pop(LOCATION_KEYBOARD, False):
+        # The reply keyboard for sharing a location is no longer needed: take it away.
+        await say(update, context, "✓", ReplyKeyboardRemove())
     await say(update, context, q.text, q.markup)
+    if step is Step.WHERE:
+        # A message carries inline buttons or a reply keyboard, not both: the location button comes next.
+        await say(update, context, t.gettext("Or share a location:"), location_keyboard(t))
+        data[LOCATION_KEYBOARD] = True
 
 
 def current_step(context: ContextTypes.DEFAULT_TYPE) -> Step | None:
@@ -207,7 +215,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "You can skip any question. Send /x at any time to stop and clear this chat. "
         "Send /delete to withdraw a report. /language changes the language."
     )
-    await say(update, context, notice)
+    language_button = InlineKeyboardButton(
+        "🌐 " + (Locale.parse(t.locale).display_name or t.locale), callback_data="l:menu"
+    )
+    await say(update, context, notice, InlineKeyboardMarkup([[language_button]]))
     await ask(update, context, Step.DANGER)
 
 
@@ -225,7 +236,8 @@ async def exit_and_wipe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/language: offers every shipped language, each named in its own script."""
-    track(context, update.effective_message)
+    if update.callback_query is None:
+        track(context, update.effective_message)
     t = translator(update, context)
     buttons = [
         InlineKeyboardButton(Locale.parse(code).display_name or code, callback_data=f"l:{code}")
@@ -399,6 +411,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     t = translator(update, context)
     _ = t.gettext
     data = query.data or ""
+    if data == "l:menu":
+        await query.answer()
+        await language(update, context)
+        return
     if data.startswith("l:"):
         await _choose_language(update, context, data[2:])
         return
@@ -525,6 +541,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await _submit(update, context)
         return
     if step in flow.LOCATION_STEPS and message.location is not None:
+        data.pop(LOCATION_KEYBOARD, None)
         await say(update, context, _("Location received."), ReplyKeyboardRemove())
     await ask(update, context, following)
 

@@ -116,6 +116,8 @@ COMMON_NATIONALITIES: tuple[str, ...] = (
 )  # fmt: skip
 LAST_CONTACT_DAYS: dict[str, int] = {"today": 0, "week": 7, "month": 30, "longer": 90}
 MAX_MEDIA = 10
+MAX_NATIONALITIES = 30
+MAX_NATIONALITY_TEXT = 60
 
 
 def new_draft(language: str) -> Draft:
@@ -347,6 +349,7 @@ TEXT_STEPS: frozenset[Step] = frozenset(
         Step.WHERE,
         Step.AREA,
         Step.PLACE_DETAILS,
+        Step.NATIONALITIES,
         Step.DETAILS,
     }
 )
@@ -377,6 +380,12 @@ def apply_text(draft: Draft, step: Step, text: str) -> Step | None:
     elif step is Step.DETAILS:
         _set(draft, details=append_text(report_of(draft).details, text))
         return step  # more messages may follow until "Done"
+    elif step is Step.NATIONALITIES:
+        # Nationalities without a button, typed and separated by commas, kept as written.
+        typed = [part.strip()[:MAX_NATIONALITY_TEXT] for part in text.replace("、", ",").split(",")]
+        chosen = list(report_of(draft).nationalities) + [part for part in typed if part]
+        _set(draft, nationalities=tuple(chosen[:MAX_NATIONALITIES]))
+        return step
     return next_step(draft, step)
 
 

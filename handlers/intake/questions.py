@@ -303,7 +303,9 @@ def question(step: Step, t: Translator, draft: Draft, gazetteer: Gazetteer) -> Q
         choices = [button(step, v.value, people_label(t, v)) for v in PeopleCount]
         return Question(text, InlineKeyboardMarkup([*rows(choices, 2), [skip]]))
     if step is Step.NATIONALITIES:
-        text = _("Where are the people held there from? Tap all you know, then Done.")
+        text = _(
+            "Where are the people held there from? Tap all you know, or type other countries, then Done."
+        )
         chosen_codes = set(report.nationalities)
         choices = [
             button(step, code, ("✅ " if code in chosen_codes else "") + territory_name(t, code))

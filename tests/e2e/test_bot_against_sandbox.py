@@ -92,7 +92,7 @@ async def test_a_shared_contact_is_removed_and_its_number_not_kept(harness: Harn
     assert sent["message"]["message_id"] not in remaining
 
 
-async def test_group_chatter_is_ignored_and_a_report_started_there_is_sent_private_once(harness: Harness) -> None:
+async def test_group_chatter_is_ignored_and_start_there_is_sent_private_once(harness: Harness) -> None:
     """In a group: chatter gets no answer, /start is pointed to a private chat once, and an
     unknown command naming the bot gets a short refusal."""
     h = harness
