@@ -411,6 +411,11 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     t = translator(update, context)
     _ = t.gettext
     data = query.data or ""
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:
+        # Reporters' buttons live in private chats only; the same data pressed elsewhere is forged.
+        await query.answer(_("This button is no longer active."))
+        return
     if data == "l:menu":
         await query.answer()
         await language(update, context)
@@ -465,6 +470,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
                 reply_markup=q.markup if isinstance(q.markup, InlineKeyboardMarkup) else None
             )
         return
+    if isinstance(query.message, Message):
+        # The question is answered: take its buttons away so that it cannot be answered twice.
+        with contextlib.suppress(BadRequest):
+            await query.message.edit_reply_markup(reply_markup=None)
     await ask(update, context, following)
 
 
