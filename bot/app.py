@@ -39,7 +39,7 @@ from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.intake import IntakeService
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.errors import on_error
-from handlers.fallback import group_command, not_understood, unknown_button
+from handlers.fallback import group_command, unknown_button
 from handlers.intake import conversation as intake
 from storage.cases import CaseStore
 from storage.conversations import ConversationStore
@@ -212,7 +212,7 @@ def register_handlers(application: BeaconApplication) -> None:
     )
     application.add_handler(MessageHandler(edited_private, intake.on_edited))
     # 4. Fallbacks: an unknown command in private; in groups, /start once and commands naming the bot.
-    application.add_handler(MessageHandler(new_private & filters.COMMAND, not_understood))
+    application.add_handler(MessageHandler(new_private & filters.COMMAND, intake.unknown_command))
     application.add_handler(CommandHandler("start", intake.start_in_group, filters=new_in_group))
     application.add_handler(MessageHandler(new_in_group & filters.COMMAND, group_command))
     # Write-through persistence: after every update, before the next.

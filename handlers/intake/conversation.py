@@ -483,6 +483,8 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     user = update.effective_user
     if message is None or user is None:
         return
+    # Tracked first, so that even a flood is wiped by /x or after submission.
+    track(context, message)
     over, first = flooding(context, user.id)
     t = translator(update, context)
     _ = t.gettext
@@ -492,7 +494,6 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                 update, context, _("That is a lot of messages at once. Please slow down, then try again.")
             )
         return
-    track(context, message)
     touch(context)
     if message.contact is not None:
         # Never keep a phone number: remove the shared contact from the chat too.
@@ -553,6 +554,20 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         data.pop(LOCATION_KEYBOARD, None)
         await say(update, context, _("Location received."), ReplyKeyboardRemove())
     await ask(update, context, following)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An unknown command in a private chat: say so, keep the report where it was, wipe both later."""
+    track(context, update.effective_message)
+    _ = translator(update, context).gettext
+    if current_step(context) in (None, Step.RECEIPT):
+        await say(update, context, _("I did not understand that. Send /start to begin."))
+    else:
+        await say(
+            update,
+            context,
+            _("I do not know this command. Your answers are kept: answer the question above, or send /help."),
+        )
 
 
 def _hint(t: Translator, step: Step) -> str:

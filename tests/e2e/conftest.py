@@ -62,7 +62,16 @@ async def harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harne
         )
         app = build_application(settings)
         await start_application(app)
+        h = Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
         try:
-            yield Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
+            yield h
         finally:
-            await stop_application(app)
+            # A test may have restarted the bot (see `restart_bot`): stop whichever one runs now.
+            await stop_application(h.app)
+
+
+async def restart_bot(h: Harness) -> None:
+    """Stop the running Application and start a new one with the same settings (database, secret key)."""
+    await stop_application(h.app)
+    h.app = build_application(h.settings)
+    await start_application(h.app)

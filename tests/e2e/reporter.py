@@ -60,7 +60,9 @@ class Reporter:
         data = f"s:{step}:{value}"
         assert data in _callback_data(message), f"{data} not offered; buttons: {_callback_data(message)}"
         latest = max([m["message_id"] for m in await self.messages()], default=0)
-        result = await self.sb.press_button(self.user_id, message["message_id"], data=data, bot_id=self.bot_id)
+        result = await self.sb.press_button(
+            self.user_id, message["message_id"], data=data, bot_id=self.bot_id
+        )
         self.log.append(result)
         if not expect_next:
             return None
@@ -68,6 +70,60 @@ class Reporter:
 
     async def callback_answer(self, result: JSON) -> JSON:
         return await self.sb.callback_answer(result["callback_query_id"])
+
+    # ------------------------------------------------------------------ step-exact helpers
+
+    async def last_id(self) -> int:
+        """The id of the newest message in the chat (either side), 0 when it is empty."""
+        return max([m["message_id"] for m in await self.messages()], default=0)
+
+    async def question_after(self, step: str, after: int, timeout: float = 15.0) -> JSON:
+        """Wait for a bot message newer than `after` carrying buttons of `step`."""
+        message = await self.sb.wait_for_message(
+            self.user_id,
+            bot_id=self.bot_id,
+            after_message_id=after,
+            predicate=lambda m: any(d.startswith(f"s:{step}:") for d in _callback_data(m)),
+            timeout=timeout,
+        )
+        self.seen = max(self.seen, message["message_id"])
+        return message
+
+    async def reply_after(self, after: int, predicate: Any = None, timeout: float = 15.0) -> JSON:
+        """Wait for the first bot message newer than `after` (matching `predicate` if given)."""
+        return await self._after(after, predicate, timeout)
+
+    async def choose(self, step: str, value: str, *, then: str | None = None) -> JSON | None:
+        """Press `value` on the question for `step`; with `then`, wait for that step's question."""
+        mark = await self.last_id()
+        await self.press(step, value, expect_next=False)
+        return await self.question_after(then, mark) if then else None
+
+    async def toggle(self, step: str, value: str, *, on: bool) -> JSON:
+        """Press a multi-select button and wait until it is redrawn ticked (`on`) or unticked."""
+        await self.press(step, value, expect_next=False)
+        data = f"s:{step}:{value}"
+
+        async def redrawn() -> JSON | None:
+            message = await self.question(step)
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                for b in row:
+                    if b.get("callback_data") == data and b["text"].startswith("✅") == on:
+                        return message
+            return None
+
+        result: JSON = await self.sb.wait_until(redrawn, timeout=15.0)
+        return result
+
+    async def answer_of(self, result: JSON, timeout: float = 15.0) -> JSON:
+        """Wait until the bot answered the callback query `result`; return the answer."""
+
+        async def answered() -> JSON | None:
+            answer = await self.callback_answer(result)
+            return answer if answer["answered"] else None
+
+        found: JSON = await self.sb.wait_until(answered, timeout=timeout)
+        return found
 
 
 def _callback_data(message: JSON) -> list[str]:

@@ -20,7 +20,7 @@ from bot.app import (
 from bot.config import load_settings
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.errors import on_error
-from handlers.fallback import group_command, not_understood
+from handlers.fallback import group_command
 from handlers.intake import conversation as intake
 from tests.unit.conftest import VALID_TOKEN
 
@@ -90,7 +90,7 @@ def command(text: str) -> dict[str, Any]:
         ({**PRIVATE, **command("/x")}, "message", intake.exit_and_wipe),
         ({**PRIVATE, **command("/status 1234")}, "message", intake.status),
         ({**PRIVATE, **command("/help")}, "message", intake.help_command),
-        ({**PRIVATE, **command("/nonsense")}, "message", not_understood),
+        ({**PRIVATE, **command("/nonsense")}, "message", intake.unknown_command),
         ({**PRIVATE, "text": "hello"}, "message", intake.on_message),
         (
             {
