@@ -210,8 +210,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     data[DRAFT] = flow.new_draft(t.locale)
     # TRANSLATORS: The first screen. A captor may glance at the phone: keep it calm and ordinary.
     notice = _(
-        "Hello. You can tell us here, privately, about someone who needs help. "
-        "Our small team of caseworkers reads it. They never see your name or account.\n\n"
+        "Hello. You can tell us here, privately, about someone who needs help: where they are, what is "
+        "happening and, if you wish, who they are. Our small team of caseworkers reads it. "
+        "They never see your name or account.\n\n"
         "You can skip any question. Send /x at any time to stop and clear this chat. "
         "Send /delete to withdraw a report. /language changes the language."
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -94,6 +96,51 @@ async def test_reporter_sends_start_in_the_browser_and_sees_the_answer(
     mine = page.locator('[data-testid="reporter-transcript"] [data-testid="message"][data-from-bot="false"]')
     assert "/start" in await mine.first.inner_text()
     await page.screenshot(path=str(tmp_path / "reporter.png"))
+
+
+async def test_a_person_files_a_whole_report_in_the_browser(demo: DemoWorld, page, tmp_path: Path) -> None:
+    """Clicking through every question ends with a receipt code, and the case and its alert are stored."""
+    await page.goto(demo.page)
+    await page.get_by_test_id("reporter-input").fill("/start")
+    await page.get_by_test_id("reporter-send").click()
+    transcript = page.get_by_test_id("reporter-transcript")
+
+    async def click(label: str) -> None:
+        button = transcript.get_by_test_id("inline-button").filter(has_text=label).last
+        await button.wait_for(timeout=15_000)
+        await button.click()
+
+    await click("No")  # danger now?
+    await click("A relative or friend")
+    await click("No")  # tell us who the person is?
+    await click("Cambodia")
+    await click("Poipet")
+    await page.get_by_test_id("reporter-input").fill("Compound behind the casino, building C")
+    await page.get_by_test_id("reporter-send").click()
+    await click("Taken away")  # passport
+    await click("Taken away")  # phone
+    await click("Locked in or guarded")
+    await click("Done")
+    await click("21 to 100")
+    await click("Vietnam")
+    await click("Done")
+    await click("Done")  # details
+    await click("Only when I check with /status")
+    await click("Send the report")
+    receipt = transcript.get_by_test_id("message").filter(has_text="Your code:")
+    await receipt.wait_for(timeout=15_000)
+    assert re.search(r"\d{4} \d{4} \d{4} \d{4}", await receipt.inner_text())
+    await page.screenshot(path=str(tmp_path / "receipt.png"))
+    bubbles = transcript.get_by_test_id("message")
+    await page.wait_for_function(
+        '() => document.querySelectorAll(\'[data-testid="reporter-transcript"] [data-testid="message"]\')'
+        ".length === 1",
+        timeout=15_000,
+    )
+    assert await bubbles.count() == 1, "the conversation is wiped, only the receipt remains"
+    with sqlite3.connect(tmp_path / "demo.db") as db:
+        assert db.execute("SELECT count(*) FROM cases WHERE area_id = 'kh-poipet'").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (1,)
 
 
 async def test_every_shipped_script_has_a_font_and_urdu_reads_right_to_left(demo: DemoWorld, page) -> None:
