@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import aiosqlite
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, Update
 from telegram.error import NetworkError
 from telegram.ext import (
     AIORateLimiter,
@@ -36,13 +37,17 @@ from bot.crypto import Keyring
 from bot.domain.gazetteer import load_gazetteer
 from bot.i18n import SHIPPED_LOCALES, get_translator, load_catalogs
 from bot.persistence import SQLitePersistence, flush_after_update
+from bot.services.alerts import AlertDispatcher
 from bot.services.intake import IntakeService
 from handlers.common import DEFAULT_LOCALE_KEY
+from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner, deliver_alerts
+from handlers.coordinators.gateway import TelegramAlertGateway
 from handlers.errors import on_error
 from handlers.fallback import group_command, unknown_button
 from handlers.intake import conversation as intake
 from storage.cases import CaseStore
 from storage.conversations import ConversationStore
+from storage.coordination import CoordinationStore
 from storage.db import open_database
 from storage.migrations import migrate
 
@@ -74,10 +79,13 @@ BeaconApplication = Application[
 
 # Key in ``application.bot_data`` for the open database connection; read it with ``get_database``.
 DATABASE_KEY: Final = "beacon.database"
+ALERT_BOT_KEY: Final = "beacon.alert_bot"
 
 # Retries of a request that Telegram answered with 429 "retry after": enough to ride out a burst,
 # few enough that a reply does not arrive minutes late.
 RATE_LIMIT_RETRIES: Final = 3
+# How often the outbox is checked for alerts that are due (new ones are sent at once after a commit).
+ALERT_INTERVAL_SECONDS: Final = 2.0
 
 # Libraries whose chatty levels would put secrets or reporters' words in the log: httpx logs each
 # request URL (it contains the bot token); python-telegram-bot at DEBUG logs every API call's
@@ -268,19 +276,54 @@ def build_application(settings: Settings) -> BeaconApplication:
         service = IntakeService(
             CaseStore(conn, resources.keyring), resources.keyring, reports_per_hour=settings.reports_per_hour
         )
+        job_queue = application.job_queue
+        if job_queue is None:
+            raise RuntimeError("the job queue is required (python-telegram-bot[job-queue])")
+        committed = None
+        if settings.coordinator_chat_id is not None:
+            cases = CaseStore(conn, resources.keyring)
+            # Its own Bot, without the application's rate limiter: the dispatcher paces the group itself.
+            alert_bot = Bot(
+                settings.bot_token.get_secret_value(),
+                base_url=f"{settings.api_url}/bot",
+                base_file_url=f"{settings.api_url}/file/bot",
+            )
+            await alert_bot.initialize()
+            application.bot_data[ALERT_BOT_KEY] = alert_bot
+            gateway = TelegramAlertGateway(
+                alert_bot,
+                get_translator(settings.ticket_locale),
+                gazetteer,
+                ZoneInfo(settings.coordinator_timezone),
+                operators=settings.admins,
+            )
+            dispatcher = AlertDispatcher(
+                CoordinationStore(conn, cases), gateway, cases.get_case, settings.coordinator_chat_id
+            )
+            application.bot_data[ALERTS_KEY] = AlertRunner(dispatcher)
+            job_queue.run_repeating(deliver_alerts, interval=ALERT_INTERVAL_SECONDS, first=1, name="alerts")
+
+            def committed(context: ContextTypes.DEFAULT_TYPE) -> None:
+                """Deliver the new alert now rather than at the next tick."""
+                job_queue.run_once(deliver_alerts, 0, name="alerts now")
+        else:
+            _LOG.warning("BEACON_COORDINATOR_CHAT_ID is not set: reports are stored but nobody is alerted")
         application.bot_data[intake.SERVICES_KEY] = intake.IntakeContext(
             intake=service,
             gazetteer=gazetteer,
             idle_timeout=timedelta(minutes=settings.idle_timeout_minutes),
             flood={},
+            committed=committed,
         )
         await _set_commands(application, settings.default_locale)
-        if application.job_queue is not None:
-            application.job_queue.run_repeating(intake.sweep_idle, interval=60, first=5, name="idle sweep")
+        job_queue.run_repeating(intake.sweep_idle, interval=60, first=5, name="idle sweep")
 
     async def post_shutdown(application: BeaconApplication) -> None:
         """Closes the database."""
         application.bot_data.pop(DATABASE_KEY, None)
+        alert_bot = application.bot_data.pop(ALERT_BOT_KEY, None)
+        if isinstance(alert_bot, Bot):
+            await alert_bot.shutdown()
         await resources.close()
 
     application: BeaconApplication = (

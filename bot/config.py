@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -40,6 +41,8 @@ _PROBLEMS: dict[str, str] = {
     "idle_timeout_minutes": "must be a whole number of minutes from 1 to 1440",
     "reports_per_hour": "must be a whole number from 1 to 1000",
     "gazetteer": "must be the path of a JSON gazetteer file",
+    "coordinator_locale": f"must be one of the shipped locales: {', '.join(SHIPPED_LOCALES)}",
+    "coordinator_timezone": "must be an IANA time zone name, like Asia/Phnom_Penh or UTC",
 }
 
 
@@ -81,6 +84,9 @@ class Settings(BaseSettings):
     reports_per_hour: int = Field(default=5, ge=1, le=1000)
     # Optional JSON file of extra gazetteer countries and areas (see bot/data/gazetteer.json).
     gazetteer: Path | None = None
+    # Language and time zone of the coordinators' tickets (default: BEACON_DEFAULT_LOCALE, UTC).
+    coordinator_locale: str | None = None
+    coordinator_timezone: str = "UTC"
 
     @field_validator("bot_token")
     @classmethod
@@ -140,6 +146,27 @@ class Settings(BaseSettings):
         if value not in SHIPPED_LOCALES:
             raise ValueError(_PROBLEMS["default_locale"])
         return value
+
+    @field_validator("coordinator_locale")
+    @classmethod
+    def _check_coordinator_locale(cls, value: str | None) -> str | None:
+        if value is not None and value not in SHIPPED_LOCALES:
+            raise ValueError(_PROBLEMS["coordinator_locale"])
+        return value
+
+    @field_validator("coordinator_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(_PROBLEMS["coordinator_timezone"]) from None
+        return value
+
+    @property
+    def ticket_locale(self) -> str:
+        """The language of the coordinators' tickets."""
+        return self.coordinator_locale or self.default_locale
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -185,6 +185,28 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_coordination",
+        """
+        -- Where each case lives in the coordinators' group: its forum topic (NULL in a group that is not a
+        -- forum) and its ticket card, edited in place when the case changes.
+        CREATE TABLE case_tickets (
+            case_id TEXT PRIMARY KEY REFERENCES cases (id) ON DELETE CASCADE,
+            chat_id INTEGER NOT NULL,
+            thread_id INTEGER,
+            card_message_id INTEGER,
+            created_at TEXT NOT NULL
+        );
+
+        -- Small facts the bot learns at run time, such as the coordinators' group's new id after
+        -- Telegram migrated it to a supergroup.
+        CREATE TABLE bot_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

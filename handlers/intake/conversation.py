@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +68,8 @@ class IntakeContext:
     gazetteer: Gazetteer
     idle_timeout: timedelta
     flood: dict[int, deque[float]]
+    # Called after a change is committed, so that the coordinators' alert goes out without waiting.
+    committed: Callable[[ContextTypes.DEFAULT_TYPE], None] | None = None
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> IntakeContext:
@@ -636,6 +639,7 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         _LOG.exception("A report could not be saved")
         await say(update, context, _("Sorry, the report could not be saved. Please try again in a moment."))
         return
+    _committed(context)
     await wipe(update, context)
     data.pop(DRAFT, None)
     data.pop(AMEND, None)
@@ -661,6 +665,12 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await ask(update, context, Step.FAST_MORE)
 
 
+def _committed(context: ContextTypes.DEFAULT_TYPE) -> None:
+    hook = services(context).committed
+    if hook is not None:
+        hook(context)
+
+
 async def _clear_receipt(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     data = user_data(context)
     receipt = data.pop(RECEIPT_MESSAGE, None)
@@ -684,6 +694,7 @@ async def _confirm_withdraw(update: Update, context: ContextTypes.DEFAULT_TYPE, 
     for case_id in cases:
         await intake.withdraw(case_id, update_id=None)
         _LOG.info("Case %s withdrawn by its reporter", case_id)
+    _committed(context)
     await wipe(update, context)
     await say(update, context, _("Your report was withdrawn."), keep=True)
 
@@ -705,6 +716,7 @@ async def _finish_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         _LOG.exception("Information for case %s could not be saved", case_id)
         await say(update, context, _("Sorry, this could not be saved. Please try again in a moment."))
         return
+    _committed(context)
     await wipe(update, context)
     await say(update, context, _("Thank you. It was added to your report."), keep=True)
 

@@ -1,0 +1,268 @@
+"""Delivering the outbox to the coordinators: at least once across crashes, in the normal case exactly once,
+most urgent first, patient with Telegram's limits, and loud about what can never be delivered.
+
+Each committed case or change left an outbox row in the same transaction. The dispatcher takes due rows
+by priority, opens the case's topic if it has none, posts or edits its ticket card, and marks the row sent.
+The gateway (a Protocol; the Telegram adapter lives in handlers/) reports failures as the exceptions below,
+so this module knows nothing of Telegram.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bot.domain.records import CaseView, OutboxItem, OutboxKind
+
+_LOG = logging.getLogger(__name__)
+
+MIGRATED_CHAT_KEY = "coordinator_chat_id"
+BATCH = 20
+MAX_BACKOFF_SECONDS = 300.0
+# Telegram allows about 20 messages a minute into one group, all its topics together.
+GROUP_MESSAGES_PER_MINUTE = 20
+# A new ticket costs two messages (the topic's opening and the card); an update costs two (edit, notice).
+MESSAGES_PER_ALERT = 2
+
+
+class DeliveryError(Exception):
+    """A delivery attempt failed; subclasses say what to do about it."""
+
+
+class TryAgain(DeliveryError):
+    """A transient failure (timeout, connection, 5xx, 429): retry later, after `retry_after` if given."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class GiveUp(DeliveryError):
+    """A permanent failure (bad request, bot removed from the group): dead-letter and alert an operator."""
+
+
+class ChatMoved(DeliveryError):
+    """The group became a supergroup with a new id: deliver there from now on."""
+
+    def __init__(self, new_chat_id: int) -> None:
+        super().__init__(f"chat migrated to {new_chat_id}")
+        self.new_chat_id = new_chat_id
+
+
+class TopicGone(DeliveryError):
+    """The case's topic was deleted: open a new one."""
+
+
+class AlertGateway(Protocol):
+    """Posts tickets in the coordinators' chat (implemented over the Telegram Bot API in handlers/)."""
+
+    async def open_topic(self, chat_id: int, case: CaseView) -> int | None:
+        """Open the case's forum topic; return its thread id, or None when the chat is not a forum."""
+        ...
+
+    async def post_card(self, chat_id: int, thread_id: int | None, case: CaseView) -> int:
+        """Post the ticket card; return its message id."""
+        ...
+
+    async def update_card(self, chat_id: int, message_id: int, case: CaseView) -> None:
+        """Edit the ticket card in place to show the case as it is now."""
+        ...
+
+    async def post_notice(
+        self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
+    ) -> None:
+        """Post a short notice in the case's topic: information added, or withdrawn by the reporter."""
+        ...
+
+    async def alert_operators(self, text_code: str, case_id: str) -> None:
+        """Tell the operators (admins) that an alert could not be delivered."""
+        ...
+
+
+class TicketStore(Protocol):
+    """What delivery needs from storage (implemented by storage.coordination.CoordinationStore)."""
+
+    async def due(self, limit: int, now: datetime) -> list[OutboxItem]: ...
+
+    async def mark_sent(self, outbox_id: int) -> None: ...
+
+    async def retry_later(self, outbox_id: int, error: str, at: datetime) -> None: ...
+
+    async def postpone(self, outbox_id: int, at: datetime) -> None: ...
+
+    async def dead_letter(self, outbox_id: int, error: str) -> None: ...
+
+    async def ticket(self, case_id: str) -> TicketLike | None: ...
+
+    async def save_topic(self, case_id: str, chat_id: int, thread_id: int | None) -> None: ...
+
+    async def save_card(self, case_id: str, message_id: int) -> None: ...
+
+    async def forget_ticket(self, case_id: str) -> None: ...
+
+    async def get_value(self, key: str) -> str | None: ...
+
+    async def set_value(self, key: str, value: str) -> None: ...
+
+
+class TicketLike(Protocol):
+    @property
+    def chat_id(self) -> int: ...
+
+    @property
+    def thread_id(self) -> int | None: ...
+
+    @property
+    def card_message_id(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one delivery round did (for logs, tests and benchmarks)."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    paused_for: float = 0.0
+
+
+def backoff(attempts: int, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: up to 2, 4, 8 ... seconds, at most MAX_BACKOFF_SECONDS."""
+    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** max(1, attempts + 1))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertDispatcher:
+    """Delivers due outbox rows, most urgent first. One round at a time (callers serialise rounds)."""
+
+    def __init__(
+        self,
+        store: TicketStore,
+        gateway: AlertGateway,
+        load_case: Callable[[str], Awaitable[CaseView | None]],
+        default_chat_id: int,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        rng: random.Random | None = None,
+        per_minute: int = GROUP_MESSAGES_PER_MINUTE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.load_case = load_case
+        self.default_chat_id = default_chat_id
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.per_minute = per_minute
+        self.monotonic = monotonic
+        self._recent: deque[float] = deque()
+
+    def _wait_for_budget(self) -> float:
+        """Seconds until the group can take another alert without exceeding its per-minute limit.
+
+        The dispatcher paces itself rather than letting a rate limiter sleep inside a call: while it
+        waits, a newly committed P1 can still take the next free slot ahead of everything older.
+        """
+        now = self.monotonic()
+        while self._recent and self._recent[0] <= now - 60.0:
+            self._recent.popleft()
+        if len(self._recent) + MESSAGES_PER_ALERT <= self.per_minute:
+            return 0.0
+        oldest_needed = self._recent[len(self._recent) + MESSAGES_PER_ALERT - self.per_minute - 1]
+        return max(0.01, oldest_needed + 60.0 - now)
+
+    def _spent(self) -> None:
+        now = self.monotonic()
+        self._recent.extend([now] * MESSAGES_PER_ALERT)
+
+    async def chat_id(self) -> int:
+        """The coordinators' chat: the configured one, or where Telegram said it migrated to."""
+        moved = await self.store.get_value(MIGRATED_CHAT_KEY)
+        return int(moved) if moved else self.default_chat_id
+
+    async def run_round(self, limit: int = BATCH) -> RoundResult:
+        """Deliver up to `limit` due items. Stops early when the group is rate limited (429)."""
+        sent = retried = dead = 0
+        for item in await self.store.due(limit, self.clock()):
+            pause = self._wait_for_budget()
+            if pause:
+                return RoundResult(sent, retried, dead, pause)
+            self._spent()
+            try:
+                await self._deliver(item)
+            except TryAgain as error:
+                retried += 1
+                if error.retry_after is not None:
+                    # The limit is the group's, shared by every topic: everything waits, the item keeps
+                    # its place (no attempt counted), and the most urgent goes first when it lifts.
+                    until = self.clock() + timedelta(seconds=error.retry_after)
+                    await self.store.postpone(item.id, until)
+                    _LOG.warning("Coordinators' chat rate limited for %.0f s", error.retry_after)
+                    return RoundResult(sent, retried, dead, error.retry_after)
+                delay = backoff(item.attempts, self.rng)
+                await self.store.retry_later(item.id, str(error), self.clock() + timedelta(seconds=delay))
+                _LOG.warning(
+                    "Alert %s for case %s failed (%s); retry in %.0f s", item.id, item.case_id, error, delay
+                )
+            except GiveUp as error:
+                dead += 1
+                await self.store.dead_letter(item.id, str(error))
+                _LOG.error("Alert %s for case %s dead-lettered: %s", item.id, item.case_id, error)
+                try:
+                    await self.gateway.alert_operators("dead_letter", item.case_id)
+                except DeliveryError as alert_error:
+                    _LOG.error("Operators could not be alerted either: %s", type(alert_error).__name__)
+            else:
+                sent += 1
+        return RoundResult(sent, retried, dead)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        case = await self.load_case(item.case_id)
+        if case is None:
+            raise GiveUp(f"case {item.case_id} no longer exists")
+        for _attempt in range(3):  # a moved chat or a deleted topic is followed, then tried again
+            try:
+                await self._deliver_to(item, case)
+                break
+            except ChatMoved as moved:
+                _LOG.warning("Coordinators' chat migrated; following it")
+                await self.store.set_value(MIGRATED_CHAT_KEY, str(moved.new_chat_id))
+                await self.store.forget_ticket(item.case_id)
+            except TopicGone:
+                _LOG.warning("Topic of case %s is gone; opening a new one", item.case_id)
+                await self.store.forget_ticket(item.case_id)
+        else:
+            raise TryAgain("the chat or topic kept changing")
+        await self.store.mark_sent(item.id)
+
+    async def _deliver_to(self, item: OutboxItem, case: CaseView) -> None:
+        chat_id = await self.chat_id()
+        ticket = await self.store.ticket(item.case_id)
+        if ticket is not None and ticket.chat_id != chat_id:
+            ticket = None  # the group moved: the old topic is unreachable
+        if ticket is None:
+            thread_id = await self.gateway.open_topic(chat_id, case)
+            # Saved at once: a crash after this reuses the topic instead of opening a second one.
+            await self.store.save_topic(item.case_id, chat_id, thread_id)
+            card = None
+        else:
+            thread_id, card = ticket.thread_id, ticket.card_message_id
+        if card is None:
+            message_id = await self.gateway.post_card(chat_id, thread_id, case)
+            await self.store.save_card(item.case_id, message_id)
+            if item.kind is OutboxKind.NEW_CASE:
+                return
+        else:
+            await self.gateway.update_card(chat_id, card, case)
+        if item.kind is not OutboxKind.NEW_CASE:
+            await self.gateway.post_notice(chat_id, thread_id, case, item.kind)

@@ -1,0 +1,1 @@
+"""The coordinators' side: ticket cards in their forum group, delivered from the outbox."""

@@ -1,0 +1,174 @@
+"""Ticket cards and topic names for the coordinators, in their language and time zone.
+
+Minimal by design (a group can be infiltrated): the card never shows free text, building text, exact
+coordinates or the potential victim's identity, and never anything about the reporter's Telegram account,
+which Beacon does not hold. Cards are plain text: nothing from a report can become markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+from bot.domain.gazetteer import Gazetteer
+from bot.domain.models import CaseStatus, ContactPreference, Priority, Reason, ReporterType
+from bot.domain.records import CaseView, OutboxKind
+from bot.i18n import Translator
+from handlers.intake.questions import (
+    condition_label,
+    locale_of,
+    people_label,
+    possession_label,
+    territory_name,
+)
+
+PRIORITY_MARK = {Priority.P1: "🔴", Priority.P2: "🟠", Priority.P3: "🟡", Priority.P4: "⚪"}
+MAX_TOPIC_NAME = 128
+
+
+def reason_label(t: Translator, reason: Reason) -> str:
+    """A triage reason in the coordinator's language."""
+    _ = t.gettext
+    labels: dict[Reason, Callable[[], str]] = {
+        Reason.IMMEDIATE_DANGER: lambda: _("immediate danger"),
+        Reason.VIOLENCE: lambda: _("violence"),
+        Reason.SEXUAL_ABUSE: lambda: _("sexual abuse"),
+        Reason.CONFINEMENT: lambda: _("confinement"),
+        Reason.THREATS: lambda: _("threats"),
+        Reason.DOCUMENTS_WITHHELD: lambda: _("passport withheld"),
+        Reason.PHONE_TAKEN: lambda: _("phone taken"),
+        Reason.DEBT_OR_RANSOM: lambda: _("debt or ransom"),
+        Reason.FORCED_CRIMINALITY: lambda: _("forced to scam"),
+        Reason.DEPRIVATION: lambda: _("no food or medical care"),
+        Reason.WAGES_WITHHELD: lambda: _("wages withheld"),
+        Reason.EXCESSIVE_HOURS: lambda: _("excessive hours"),
+        Reason.DECEPTION: lambda: _("deceptive recruitment"),
+        Reason.SOLD_OR_MOVED: lambda: _("sold or moved"),
+        Reason.MINORS_PRESENT: lambda: _("minors present"),
+        Reason.MANY_PEOPLE: lambda: _("many people held"),
+        Reason.CORROBORATED: lambda: _("corroborated by other reports"),
+    }
+    return labels[reason]()
+
+
+def status_label(t: Translator, status: CaseStatus) -> str:
+    _ = t.gettext
+    return {
+        CaseStatus.NEW: lambda: _("new"),
+        CaseStatus.ACKNOWLEDGED: lambda: _("acknowledged"),
+        CaseStatus.IN_CONTACT: lambda: _("in contact"),
+        CaseStatus.REFERRED: lambda: _("referred"),
+        CaseStatus.CLOSED: lambda: _("closed"),
+    }[status]()
+
+
+def reporter_type_label(t: Translator, value: ReporterType | None) -> str:
+    _ = t.gettext
+    if value is None:
+        return "—"
+    return {
+        ReporterType.SELF: lambda: _("the potential victim"),
+        ReporterType.RELATIVE: lambda: _("a relative or friend"),
+        ReporterType.WITNESS: lambda: _("a witness"),
+    }[value]()
+
+
+def contact_preference_label(t: Translator, value: ContactPreference | None) -> str:
+    _ = t.gettext
+    if value is None:
+        return "—"
+    return {
+        ContactPreference.YES: lambda: _("yes"),
+        ContactPreference.ON_CHECK_IN: lambda: _("only when they check in"),
+        ContactPreference.NO: lambda: _("no"),
+    }[value]()
+
+
+def area_text(t: Translator, case: CaseView, gazetteer: Gazetteer) -> str:
+    """The case's area at gazetteer resolution: never the exact point or the building text."""
+    place = case.report.place
+    parts = []
+    if place.area_id and (area := gazetteer.area(place.area_id)) is not None:
+        parts.append(area.name)
+    if place.country:
+        parts.append(territory_name(t, place.country))
+    text = ", ".join(parts) if parts else t.gettext("unknown")
+    if place.has_coordinates:
+        text += " " + t.gettext("(location shared)")
+    return text
+
+
+def topic_name(case: CaseView, gazetteer: Gazetteer) -> str:
+    """A topic title: priority, case id and area, within Telegram's 128 characters."""
+    place = case.report.place
+    area = gazetteer.area(place.area_id) if place.area_id else None
+    name = f"{PRIORITY_MARK[case.priority]} P{case.priority.value} · {case.case_id}"
+    if area is not None:
+        name += f" · {area.name}"
+    return name[:MAX_TOPIC_NAME]
+
+
+def card_text(t: Translator, case: CaseView, gazetteer: Gazetteer, timezone: ZoneInfo) -> str:
+    """The ticket card (minimal level): what a caseworker needs to act, nothing that identifies anyone."""
+    _ = t.gettext
+    report = case.report
+    dash = "—"
+    lines = [
+        f"{PRIORITY_MARK[case.priority]} P{case.priority.value} · "
+        + _("Case {case_id}").format(case_id=case.case_id)
+    ]
+    if case.withdrawn:
+        lines.append(_("⚠️ Withdrawn by the reporter. A captor may have forced this: treat the case as open."))
+    if case.quarantined:
+        lines.append(_("⚠️ Held for review: many reports from one account in a short time."))
+    reasons = ", ".join(reason_label(t, r) for r in case.reasons) or dash
+    lines.append(_("Why: {reasons}").format(reasons=reasons))
+    lines.append(_("Reported by: {who}").format(who=reporter_type_label(t, report.reporter_type)))
+    lines.append(_("Area: {area}").format(area=area_text(t, case, gazetteer)))
+    conditions = "; ".join(condition_label(t, c) for c in sorted(report.conditions)) or dash
+    lines.append(_("Conditions: {conditions}").format(conditions=conditions))
+    passport = possession_label(t, report.passport) if report.passport else dash
+    phone = possession_label(t, report.phone) if report.phone else dash
+    lines.append(_("Passport: {passport} · Phone: {phone}").format(passport=passport, phone=phone))
+    people = people_label(t, report.people) if report.people else dash
+    origins = ", ".join(territory_name(t, code) for code in report.nationalities) or dash
+    lines.append(_("People held: {people} · From: {origins}").format(people=people, origins=origins))
+    lines.append(_("Contact: {contact}").format(contact=contact_preference_label(t, report.contact)))
+    lines.append(_("Reported: {when}").format(when=format_time(t, case.created_at, timezone)))
+    lines.append(_("Status: {status}").format(status=status_label(t, case.status)))
+    if case.linked_case_ids:
+        lines.append(_("Linked cases: {cases}").format(cases=", ".join(case.linked_case_ids)))
+    extras = len(case.additions) + case.media_count + (1 if report.details else 0)
+    if extras:
+        # TRANSLATORS: Free text, photos and voice notes are not shown on the group's card.
+        further = t.ngettext(
+            "{count} further item (text, photo or voice) kept encrypted",
+            "{count} further items (text, photos or voice) kept encrypted",
+            extras,
+        )
+        lines.append(further.format(count=extras))
+    return "\n".join(lines)
+
+
+def format_time(t: Translator, moment: datetime, timezone: ZoneInfo) -> str:
+    """A date and time in the coordinator's locale and time zone, with the zone named."""
+    local = moment.astimezone(timezone)
+    return f"{format_datetime(local, 'medium', locale=locale_of(t))} ({timezone.key})"
+
+
+def notice_text(t: Translator, kind: OutboxKind) -> str:
+    """The short line posted in a case's topic when its reporter changes it."""
+    _ = t.gettext
+    if kind is OutboxKind.WITHDRAWN:
+        return _("The reporter withdrew this report. A captor may have forced this: treat the case as open.")
+    return _("The reporter added information. The card above is up to date.")
+
+
+def operator_alert_text(t: Translator, case_id: str) -> str:
+    return t.gettext(
+        "Beacon could not deliver the alert for case {case_id} to the coordinators' group. "
+        "Check that the bot is still an administrator there."
+    ).format(case_id=case_id)
