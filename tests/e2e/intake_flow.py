@@ -315,3 +315,9 @@ async def step_of(h: Harness, r: Reporter) -> str | None:
 
 def texts(messages: list[JSON]) -> list[str]:
     return [str(m.get("text") or m.get("caption") or "") for m in messages]
+
+
+async def outbox_rows(h: Harness) -> list[tuple[str, str]]:
+    """Every alert the coordinators are owed or were sent, oldest first: (case id, kind)."""
+    rows = await get_database(h.app).execute_fetchall("SELECT case_id, kind FROM outbox ORDER BY id")
+    return [(str(r[0]), str(r[1])) for r in rows]

@@ -15,6 +15,7 @@ from tests.e2e.intake_flow import (
     case_ids,
     code_in,
     new_reporter,
+    outbox_rows,
     store,
     texts,
 )
@@ -107,8 +108,7 @@ async def test_add_appends_text_and_a_photo_to_the_case(harness: Harness) -> Non
     assert updated is not None
     assert updated.additions == ("They were moved to the building by the river.",)
     assert updated.media_count == 1
-    pending = await store(h).pending_outbox(10)
-    assert (case.case_id, OutboxKind.CASE_UPDATE) in [(item.case_id, item.kind) for item in pending]
+    assert (case.case_id, OutboxKind.CASE_UPDATE.value) in await outbox_rows(h)
     assert "They were moved to the building by the river." not in texts(await r.messages())
 
 
