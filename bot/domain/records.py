@@ -31,6 +31,7 @@ class OutboxKind(StrEnum):
     NEW_CASE = "new_case"
     CASE_UPDATE = "case_update"
     WITHDRAWN = "withdrawn"
+    CARD_REFRESH = "card_refresh"  # a coordinator changed the case: edit the card, post nothing
 
 
 class NewCase(BaseModel):
@@ -69,6 +70,10 @@ class CaseView(BaseModel):
     additions: tuple[str, ...]  # decrypted texts appended with /add
     media_count: int
     contact_chat_id: int | None
+    assignee_id: int | None = None  # a coordinator's Telegram id (staff, never a reporter)
+    assignee_label: str | None = None
+    closing_reason: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 class OutboxItem(BaseModel):

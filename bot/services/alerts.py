@@ -264,5 +264,5 @@ class AlertDispatcher:
                 return
         else:
             await self.gateway.update_card(chat_id, card, case)
-        if item.kind is not OutboxKind.NEW_CASE:
+        if item.kind in (OutboxKind.CASE_UPDATE, OutboxKind.WITHDRAWN):
             await self.gateway.post_notice(chat_id, thread_id, case, item.kind)
