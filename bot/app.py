@@ -38,8 +38,11 @@ from bot.domain.gazetteer import load_gazetteer
 from bot.i18n import SHIPPED_LOCALES, get_translator, load_catalogs
 from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
+from bot.services.casework import CaseworkService
 from bot.services.intake import IntakeService
 from handlers.common import DEFAULT_LOCALE_KEY
+from handlers.coordinators import actions as staff
+from handlers.coordinators.actions import CASEWORK_KEY, CaseworkContext
 from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner, deliver_alerts
 from handlers.coordinators.gateway import TelegramAlertGateway
 from handlers.errors import on_error
@@ -50,6 +53,7 @@ from storage.conversations import ConversationStore
 from storage.coordination import CoordinationStore
 from storage.db import open_database
 from storage.migrations import migrate
+from storage.workflow import StaffStore, WorkflowStore
 
 __all__ = [
     "DATABASE_KEY",
@@ -213,13 +217,26 @@ def register_handlers(application: BeaconApplication) -> None:
         application.add_handler(CommandHandler(name, callback, filters=new_private))
     # 2. Buttons of the reporter's conversation ("s:" steps, "l:" languages); anything else is refused.
     application.add_handler(CallbackQueryHandler(intake.on_callback, pattern=r"^(s|l):"))
+    application.add_handler(CallbackQueryHandler(staff.on_card_button, pattern=r"^w:"))
     application.add_handler(CallbackQueryHandler(unknown_button))
     # 3. Answers: anything else sent privately, except commands and service messages; edits are declined.
     application.add_handler(
         MessageHandler(new_private & ~filters.COMMAND & ~filters.StatusUpdate.ALL, intake.on_message)
     )
     application.add_handler(MessageHandler(edited_private, intake.on_edited))
-    # 4. Fallbacks: an unknown command in private; in groups, /start once and commands naming the bot.
+    # 4. Caseworkers' commands, in the coordinators' chats or privately (each checks the role itself).
+    staff_commands = {
+        "queue": staff.queue_command,
+        "mine": staff.mine_command,
+        "case": staff.case_command,
+        "grant": staff.grant_command,
+        "revoke": staff.revoke_command,
+        "duty": staff.duty_command,
+    }
+    for name, callback in staff_commands.items():
+        application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
+    application.add_handler(CommandHandler("help", staff.staff_help, filters=new_in_group))
+    # 5. Fallbacks: an unknown command in private; in groups, /start once and commands naming the bot.
     application.add_handler(MessageHandler(new_private & filters.COMMAND, intake.unknown_command))
     application.add_handler(CommandHandler("start", intake.start_in_group, filters=new_in_group))
     application.add_handler(MessageHandler(new_in_group & filters.COMMAND, group_command))
@@ -306,6 +323,24 @@ def build_application(settings: Settings) -> BeaconApplication:
             def committed(context: ContextTypes.DEFAULT_TYPE) -> None:
                 """Deliver the new alert now rather than at the next tick."""
                 job_queue.run_once(deliver_alerts, 0, name="alerts now")
+
+            configured_chat = settings.coordinator_chat_id
+
+            async def coordinator_chats() -> list[int]:
+                return sorted({configured_chat, await dispatcher.chat_id()})
+
+            staff_store = StaffStore(conn)
+            granted = await staff_store.seed_admins(settings.admins)
+            if granted:
+                _LOG.info("Admin role granted from BEACON_ADMINS to %d account(s)", len(granted))
+            application.bot_data[CASEWORK_KEY] = CaseworkContext(
+                service=CaseworkService(staff_store, WorkflowStore(conn, resources.keyring), cases),
+                gazetteer=gazetteer,
+                locale=settings.ticket_locale,
+                timezone=ZoneInfo(settings.coordinator_timezone),
+                chat_ids=coordinator_chats,
+                committed=committed,
+            )
         else:
             _LOG.warning("BEACON_COORDINATOR_CHAT_ID is not set: reports are stored but nobody is alerted")
         application.bot_data[intake.SERVICES_KEY] = intake.IntakeContext(

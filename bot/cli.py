@@ -1,4 +1,5 @@
-"""The ``beacon`` command: run the bot, make a key, migrate the database, start the sandbox or the demo.
+"""The ``beacon`` command: run the bot, make a key, migrate the database, verify the audit trail, start the
+sandbox or the demo.
 
 Each subcommand is a thin call into the library; errors become one line on stderr and an exit status
 (2 for configuration and usage errors, 1 for failures at run time), never a traceback.
@@ -63,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate",
         help="apply database migrations to BEACON_DATABASE",
         description="Create or upgrade the database at BEACON_DATABASE and print the migrations applied.",
+    )
+    audit = commands.add_parser(
+        "audit",
+        help="check the audit trail of BEACON_DATABASE",
+        description="Work with the append-only, hash-chained audit trail of coordinators' actions.",
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    audit_commands.add_parser(
+        "verify",
+        help="check the hash chain and name the first broken entry",
+        description="Check every entry of the audit trail in BEACON_DATABASE against the one before it. "
+        "Exit status 0 if the chain is intact, 1 if it is broken (the first broken entry is named).",
     )
     commands.add_parser(
         "sandbox",
@@ -149,6 +162,36 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Run an ``audit`` action (only ``verify`` for now)."""
+    from storage.audit import AuditCheck, verify_audit
+    from storage.db import StorageError, open_database
+
+    settings = load_settings()
+    # open_database would create a missing file: verifying nothing must not pass for an intact trail.
+    if not settings.database.is_file():
+        _error("error", f"no database at {settings.database}")
+        return EXIT_FAILURE
+
+    async def verify() -> AuditCheck:
+        conn = await open_database(settings.database)
+        try:
+            return await verify_audit(conn)
+        finally:
+            await conn.close()
+
+    try:
+        check = asyncio.run(verify())
+    except StorageError as exc:
+        _error("error", str(exc))
+        return EXIT_FAILURE
+    if not check.intact:
+        print(f"audit chain broken at entry {check.broken_id}: {check.problem}")
+        return EXIT_FAILURE
+    print(f"audit chain intact: {check.entries} entries")
+    return 0
+
+
 def _sandbox(rest: list[str]) -> int:
     """Start the Bot API emulator with ``rest`` as its arguments."""
     from sandbox.server import main as sandbox_main
@@ -167,6 +210,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "keygen": _keygen,
     "migrate": _migrate,
+    "audit": _audit,
 }
 _DELEGATES: dict[str, Callable[[list[str]], int]] = {"sandbox": _sandbox, "demo": _demo}
 

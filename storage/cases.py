@@ -36,10 +36,13 @@ from bot.domain.models import (
     VictimDetails,
 )
 from bot.domain.records import CaseView, Media, MediaKind, NewCase, OutboxItem, OutboxKind
+from storage.audit import append_audit
 from storage.db import StorageError, transaction
 from storage.timestamps import from_db_time, to_db_time, utc_now
 
 __all__ = [
+    "CASE_CREATED",
+    "REPORTER_WITHDREW",
     "AlreadyProcessed",
     "CaseNotFound",
     "CaseStore",
@@ -48,6 +51,10 @@ __all__ = [
     "DuplicateCaseId",
     "OutboxItemNotFound",
 ]
+
+# Audit actions of reporters and the system (coordinators' actions are bot.domain.workflow.Action codes).
+CASE_CREATED = "case_created"
+REPORTER_WITHDREW = "reporter_withdrew"
 
 # Approximate coordinates kept in clear for hotspot maps: 2 decimals is about 1.1 km of latitude.
 APPROX_DECIMALS = 2
@@ -120,7 +127,11 @@ _UPDATE_ANSWERS = (
     + ", ".join(f"{column.strip()} = ?" for column in _ANSWER_COLUMNS.split(","))
     + ", updated_at = ? WHERE id = ?"
 )
-_SELECT_CASE = f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?"  # noqa: S608 (constants only)
+# The case row, then the workflow's columns and the assignee's label (indexes 28-30).
+_SELECT_CASE = (
+    f"SELECT {_CASE_COLUMNS}, assignee_id, closing_reason, "  # noqa: S608 (constants only)
+    "(SELECT label FROM staff WHERE staff.user_id = cases.assignee_id) FROM cases WHERE id = ?"
+)
 _ERASE_SECRETS = (
     "DELETE FROM case_secrets WHERE case_id = ? AND field IN "  # noqa: S608 (constants only)
     f"({', '.join(repr(field.value) for field in _ERASED_ON_WITHDRAWAL)})"
@@ -226,8 +237,9 @@ class CaseStore:
 
         Writes the case, its conditions, its non-empty sensitive fields (encrypted), media (encrypted),
         links to the earlier cases in ``new.linked_case_ids`` that still exist, the reporter link, the
-        receipt, a rate-limit event, an outbox row NEW_CASE, and ``new.update_id`` as processed. The chat
-        id is stored only when the reporter did not refuse contact.
+        receipt, a rate-limit event, an outbox row NEW_CASE, an audit entry ``case_created`` (no actor, no
+        content) and ``new.update_id`` as processed. The chat id is stored only when the reporter did not
+        refuse contact.
 
         Raises ``AlreadyProcessed`` if the update was handled before, ``DuplicateCaseId`` if the id is
         taken, ``CaseWriteError`` if SQLite refuses a row (e.g. a receipt lookup already in use). In every
@@ -279,6 +291,14 @@ class CaseStore:
                     (new.reporter_pseudonym, created),
                 )
                 await self._enqueue(new.case_id, OutboxKind.NEW_CASE, new.triage.priority)
+                await append_audit(
+                    conn,
+                    at=self._clock(),
+                    actor_id=None,
+                    action=CASE_CREATED,
+                    case_id=new.case_id,
+                    details={"priority": int(new.triage.priority), "quarantined": new.quarantined},
+                )
                 await self._record_update(new.update_id)
         except aiosqlite.Error as exc:
             raise CaseWriteError(f"case {new.case_id} was not saved: {exc}") from exc
@@ -337,9 +357,10 @@ class CaseStore:
         Used after the danger fast track: the reporter answers the rest and the case is re-triaged.
         Conditions and sensitive fields are replaced by the new report's; the chat id is kept unless
         the new report refuses contact, in which case it is erased. New links (to cases that still
-        exist) and ``media`` are added; creation time, status, quarantine and the reporter link stay.
-        Adds an outbox row CASE_UPDATE at the new priority. Raises ``CaseNotFound``, ``CaseWithdrawn``,
-        ``AlreadyProcessed`` (nothing written) or ``CaseWriteError``.
+        exist) and ``media`` are added; creation time, status, quarantine and the reporter link stay, and
+        so does a priority a coordinator overrode. Adds an outbox row CASE_UPDATE at the case's priority.
+        Raises ``CaseNotFound``, ``CaseWithdrawn``, ``AlreadyProcessed`` (nothing written) or
+        ``CaseWriteError``.
         """
         now = to_db_time(self._clock())
         secret_rows = self._secret_rows(case_id, _secret_answers(report))
@@ -348,10 +369,16 @@ class CaseStore:
         try:
             async with transaction(conn):
                 await self._claim_update(update_id)
-                _, withdrawn_at, _ = await self._case_state(case_id)
+                current_priority, withdrawn_at, _ = await self._case_state(case_id)
                 if withdrawn_at is not None:
                     raise CaseWithdrawn(f"case {case_id} was withdrawn")
                 await conn.execute(_UPDATE_ANSWERS, (*_answer_values(report, triage), now, case_id))
+                # A coordinator's priority override outranks re-triage: put it back.
+                async with conn.execute(
+                    "UPDATE cases SET priority = ? WHERE id = ? AND priority_overridden = 1",
+                    (int(current_priority), case_id),
+                ) as cursor:
+                    priority = current_priority if cursor.rowcount else triage.priority
                 await conn.execute("DELETE FROM case_conditions WHERE case_id = ?", (case_id,))
                 await conn.executemany(
                     "INSERT INTO case_conditions (case_id, condition) VALUES (?, ?)",
@@ -369,7 +396,7 @@ class CaseStore:
                 )
                 await self._link(case_id, linked_case_ids)
                 await self._insert_media(media_rows)
-                await self._enqueue(case_id, OutboxKind.CASE_UPDATE, triage.priority)
+                await self._enqueue(case_id, OutboxKind.CASE_UPDATE, priority)
                 await self._record_update(update_id)
         except aiosqlite.Error as exc:
             raise CaseWriteError(f"case {case_id} was not amended: {exc}") from exc
@@ -379,8 +406,9 @@ class CaseStore:
 
         Unlinks the reporter (reporter links, receipt, the matching rate event), erases the free text
         (details, place details, additions), the victim's identifying fields, the media and the chat id,
-        sets ``withdrawn_at`` and adds an outbox row WITHDRAWN. The case row, its conditions, priority and
-        coordinates stay: a captor may force a withdrawal, so coordinators still see the case, flagged.
+        sets ``withdrawn_at``, and adds an outbox row WITHDRAWN and an audit entry ``reporter_withdrew``.
+        The case row, its conditions, priority and coordinates stay: a captor may force a withdrawal, so
+        coordinators still see the case, flagged.
         Withdrawing twice changes nothing more. Raises ``CaseNotFound``, ``AlreadyProcessed`` (nothing
         written) or ``CaseWriteError``.
         """
@@ -407,6 +435,14 @@ class CaseStore:
                         "UPDATE cases SET withdrawn_at = ?, updated_at = ? WHERE id = ?", (now, now, case_id)
                     )
                     await self._enqueue(case_id, OutboxKind.WITHDRAWN, priority)
+                    await append_audit(
+                        conn,
+                        at=self._clock(),
+                        actor_id=None,
+                        action=REPORTER_WITHDREW,
+                        case_id=case_id,
+                        details={},
+                    )
                 await self._record_update(update_id)
         except aiosqlite.Error as exc:
             raise CaseWriteError(f"case {case_id} was not withdrawn: {exc}") from exc
@@ -474,6 +510,12 @@ class CaseStore:
         media_count = next(
             iter(await conn.execute_fetchall("SELECT COUNT(*) FROM case_media WHERE case_id = ?", (case_id,)))
         )[0]
+        tags = tuple(
+            r[0]
+            for r in await conn.execute_fetchall(
+                "SELECT tag FROM case_tags WHERE case_id = ? ORDER BY tag", (case_id,)
+            )
+        )
 
         last_contact = secret.get(_Secret.VICTIM_LAST_CONTACT)
         report = Report(
@@ -520,6 +562,10 @@ class CaseStore:
             additions=additions,
             media_count=int(media_count),
             contact_chat_id=None if chat_id is None else int(chat_id),
+            assignee_id=row[28],
+            assignee_label=row[30],
+            closing_reason=row[29],
+            tags=tags,
         )
 
     async def media(self, case_id: str) -> list[Media]:

@@ -207,6 +207,77 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0004_workflow",
+        """
+        -- Coordinators' workflow. Staff are identified by their Telegram user id, in clear: they act
+        -- under their own name in their own group, and a role must be checked on every action. Reporters
+        -- never appear here: they have no role and never act on cases.
+
+        -- Who may do what. A revoked member keeps their row (revoked_at set) so that cards and the audit
+        -- trail can still name what they did; role_of() treats them as having no role.
+        CREATE TABLE staff (
+            user_id INTEGER PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'coordinator', 'analyst')),
+            label TEXT,                                        -- their first name, shown on cards
+            on_duty INTEGER NOT NULL DEFAULT 0 CHECK (on_duty IN (0, 1)),
+            granted_by INTEGER,                                -- NULL: BEACON_ADMINS (the operator)
+            granted_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+
+        -- The coordinator holding the case (a staff user id), why it was closed, and whether a coordinator
+        -- set the priority by hand (a later re-triage must not undo that).
+        ALTER TABLE cases ADD COLUMN assignee_id INTEGER;
+        ALTER TABLE cases ADD COLUMN closing_reason TEXT;
+        ALTER TABLE cases ADD COLUMN priority_overridden INTEGER NOT NULL DEFAULT 0
+            CHECK (priority_overridden IN (0, 1));
+        CREATE INDEX cases_by_status ON cases (status, priority, created_at);
+        CREATE INDEX cases_by_assignee ON cases (assignee_id) WHERE assignee_id IS NOT NULL;
+
+        -- Coordinators' internal notes. The ciphertext is bound to ('case_notes', 'text', id).
+        CREATE TABLE case_notes (
+            id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            author_id INTEGER,                                 -- a staff user id
+            created_at TEXT NOT NULL,
+            ciphertext BLOB NOT NULL
+        );
+        CREATE INDEX case_notes_by_case ON case_notes (case_id, created_at);
+
+        -- Short codes coordinators put on cases (e.g. "embassy-vn"), never free text.
+        CREATE TABLE case_tags (
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (case_id, tag)
+        ) WITHOUT ROWID;
+        CREATE INDEX case_tags_by_tag ON case_tags (tag);
+
+        -- Who did what to which case, when: codes and ids only. Hash-chained (see storage/audit.py) and
+        -- append-only. case_id has no foreign key on purpose: the trail outlives a purged case, and a
+        -- cascading delete would be refused by the trigger below anyway.
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor_id INTEGER,                                  -- a staff user id; NULL: system or reporter
+            action TEXT NOT NULL,
+            case_id TEXT,
+            details TEXT NOT NULL DEFAULT '{}',                -- canonical JSON of codes and ids
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX audit_log_by_case ON audit_log (case_id, id) WHERE case_id IS NOT NULL;
+
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'audit_log is append-only');
+        END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN
+            SELECT RAISE(ABORT, 'audit_log is append-only');
+        END;
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

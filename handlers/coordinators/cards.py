@@ -12,10 +12,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import CaseStatus, ContactPreference, Priority, Reason, ReporterType
 from bot.domain.records import CaseView, OutboxKind
+from bot.domain.workflow import FORWARD, ClosingReason
 from bot.i18n import Translator
 from handlers.intake.questions import (
     condition_label,
@@ -138,7 +140,17 @@ def card_text(t: Translator, case: CaseView, gazetteer: Gazetteer, timezone: Zon
     lines.append(_("People held: {people} · From: {origins}").format(people=people, origins=origins))
     lines.append(_("Contact: {contact}").format(contact=contact_preference_label(t, report.contact)))
     lines.append(_("Reported: {when}").format(when=format_time(t, case.created_at, timezone)))
-    lines.append(_("Status: {status}").format(status=status_label(t, case.status)))
+    status = status_label(t, case.status)
+    if case.closing_reason:
+        try:
+            status += " (" + closing_reason_label(t, ClosingReason(case.closing_reason)) + ")"
+        except ValueError:
+            status += f" ({case.closing_reason})"
+    lines.append(_("Status: {status}").format(status=status))
+    assignee = case.assignee_label or (_("a coordinator") if case.assignee_id is not None else _("nobody"))
+    lines.append(_("Assigned to: {assignee}").format(assignee=assignee))
+    if case.tags:
+        lines.append(_("Tags: {tags}").format(tags=", ".join(case.tags)))
     if case.linked_case_ids:
         lines.append(_("Linked cases: {cases}").format(cases=", ".join(case.linked_case_ids)))
     extras = len(case.additions) + case.media_count + (1 if report.details else 0)
@@ -172,3 +184,62 @@ def operator_alert_text(t: Translator, case_id: str) -> str:
         "Beacon could not deliver the alert for case {case_id} to the coordinators' group. "
         "Check that the bot is still an administrator there."
     ).format(case_id=case_id)
+
+
+# --- buttons ---------------------------------------------------------------------------------------------
+# Callback data "w:<verb>:<case id>[:<argument>]", at most 64 bytes; the server checks everything again.
+CARD_PREFIX = "w"
+
+
+def card_button(label: str, verb: str, case_id: str, argument: str = "") -> InlineKeyboardButton:
+    data = f"{CARD_PREFIX}:{verb}:{case_id}" + (f":{argument}" if argument else "")
+    return InlineKeyboardButton(label, callback_data=data)
+
+
+def next_status_label(t: Translator, status: CaseStatus) -> str:
+    _ = t.gettext
+    return {
+        CaseStatus.ACKNOWLEDGED: lambda: _("➡️ Acknowledge"),
+        CaseStatus.IN_CONTACT: lambda: _("➡️ In contact"),
+        CaseStatus.REFERRED: lambda: _("➡️ Referred"),
+    }[status]()
+
+
+def closing_reason_label(t: Translator, reason: ClosingReason) -> str:
+    _ = t.gettext
+    return {
+        ClosingReason.RESCUED: lambda: _("Rescued"),
+        ClosingReason.ESCAPED: lambda: _("Escaped"),
+        ClosingReason.DUPLICATE: lambda: _("Duplicate"),
+        ClosingReason.UNREACHABLE: lambda: _("Unreachable"),
+        ClosingReason.FALSE_REPORT: lambda: _("False report"),
+        ClosingReason.WITHDRAWN: lambda: _("Withdrawn"),
+    }[reason]()
+
+
+def card_markup(t: Translator, case: CaseView) -> InlineKeyboardMarkup:
+    """The card's buttons for the case's current state: claim, move forward, close, details."""
+    _ = t.gettext
+    cid = case.case_id
+    first = [
+        card_button(_("🙋 Claim"), "claim", cid)
+        if case.assignee_id is None
+        else card_button(_("↩️ Unassign"), "unassign", cid),
+        card_button(_("🔒 Details"), "details", cid),
+    ]
+    if case.status is CaseStatus.CLOSED:
+        return InlineKeyboardMarkup([first, [card_button(_("🔁 Reopen"), "status", cid, "acknowledged")]])
+    second = []
+    following = FORWARD.get(case.status)
+    if following is not None and following is not CaseStatus.CLOSED:
+        second.append(card_button(next_status_label(t, following), "status", cid, following.value))
+    second.append(card_button(_("✖️ Close…"), "close", cid))
+    return InlineKeyboardMarkup([first, second])
+
+
+def closing_markup(t: Translator, case_id: str) -> InlineKeyboardMarkup:
+    """The closing reasons, shown in place of the card's buttons after "Close…"."""
+    reasons = [card_button(closing_reason_label(t, r), "reason", case_id, r.value) for r in ClosingReason]
+    rows = [reasons[i : i + 2] for i in range(0, len(reasons), 2)]
+    rows.append([card_button(t.gettext("Cancel"), "cancel", case_id)])
+    return InlineKeyboardMarkup(rows)

@@ -20,7 +20,7 @@ from bot.domain.gazetteer import Gazetteer
 from bot.domain.records import CaseView, OutboxKind
 from bot.i18n import Translator
 from bot.services.alerts import ChatMoved, DeliveryError, GiveUp, TopicGone, TryAgain
-from handlers.coordinators.cards import card_text, notice_text, operator_alert_text, topic_name
+from handlers.coordinators.cards import card_markup, card_text, notice_text, operator_alert_text, topic_name
 
 _LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,6 +88,7 @@ class TelegramAlertGateway:
                 chat_id,
                 card_text(self.t, case, self.gazetteer, self.timezone),
                 message_thread_id=thread_id,
+                reply_markup=card_markup(self.t, case),
             )
         )
         return message.message_id
@@ -99,6 +100,7 @@ class TelegramAlertGateway:
                     card_text(self.t, case, self.gazetteer, self.timezone),
                     chat_id=chat_id,
                     message_id=message_id,
+                    reply_markup=card_markup(self.t, case),
                 )
             )
         except GiveUp as error:

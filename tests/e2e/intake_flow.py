@@ -321,3 +321,40 @@ async def outbox_rows(h: Harness) -> list[tuple[str, str]]:
     """Every alert the coordinators are owed or were sent, oldest first: (case id, kind)."""
     rows = await get_database(h.app).execute_fetchall("SELECT case_id, kind FROM outbox ORDER BY id")
     return [(str(r[0]), str(r[1])) for r in rows]
+
+
+# A point in Sen Sok, a few hundred metres from the gazetteer's centre of the area.
+SEN_SOK = (11.5925, 104.8671)
+
+
+async def fast_track(r: Reporter, line: str, location: tuple[float, float] = SEN_SOK) -> JSON:
+    """/start, "danger now", a shared location and one line: a P1 case at once. Returns the receipt."""
+    await Walk(r, Plan(danger="yes")).begin()
+    mark = await r.last_id()
+    await r.press(Step.DANGER.value, "yes", expect_next=False)
+    await r.reply_after(mark)
+    mark = await r.last_id()
+    await r.send_content(location={"latitude": location[0], "longitude": location[1]})
+    await r.reply_after(mark, lambda m: m.get("text") == "In one line: what is happening?")
+    mark = await r.last_id()
+    await r.send(line)
+    return await r.reply_after(mark, lambda m: bool(CODE.search(m.get("text", ""))))
+
+
+async def add_information(r: Reporter, text: str) -> None:
+    """/add, one text, Done: the reporter's follow-up is stored."""
+    sent = await r.sb.send_text(r.user_id, "/add", bot_id=r.bot_id)
+    await r.reply_after(sent["message"]["message_id"])
+    await r.send(text)
+    mark = await r.last_id()
+    await r.press(Step.ADD.value, "done", expect_next=False)
+    await r.reply_after(mark, lambda m: m.get("text") == "Thank you. It was added to your report.")
+
+
+async def withdraw(r: Reporter) -> None:
+    """/delete and confirm: the reporter withdraws their report."""
+    sent = await r.sb.send_text(r.user_id, "/delete", bot_id=r.bot_id)
+    await r.reply_after(sent["message"]["message_id"])
+    mark = await r.last_id()
+    await r.press(Step.WITHDRAW.value, "yes", expect_next=False)
+    await r.reply_after(mark, lambda m: m.get("text") == "Your report was withdrawn.")

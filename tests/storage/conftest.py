@@ -1,4 +1,4 @@
-"""Storage fixtures: a migrated database file in tmp_path, a keyring, a clock and a case store."""
+"""Storage fixtures: a migrated database file in tmp_path, a keyring, a clock, and the stores over them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.crypto import Keyring
 from storage.cases import CaseStore
 from storage.db import open_database
 from storage.migrations import migrate
+from storage.workflow import StaffStore, WorkflowStore
 from tests.storage.factories import ROOT, Clock
 
 
@@ -36,3 +37,13 @@ def clock() -> Clock:
 @pytest.fixture
 def store(conn, keyring, clock) -> CaseStore:
     return CaseStore(conn, keyring, clock=clock)
+
+
+@pytest.fixture
+def staff(conn, clock) -> StaffStore:
+    return StaffStore(conn, clock=clock)
+
+
+@pytest.fixture
+def workflow(conn, keyring, clock) -> WorkflowStore:
+    return WorkflowStore(conn, keyring, clock=clock)

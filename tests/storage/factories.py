@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import aiosqlite
 
@@ -129,3 +132,22 @@ async def row_counts(conn: aiosqlite.Connection) -> dict[str, int]:
         rows = await conn.execute_fetchall(f'SELECT COUNT(*) FROM "{table}"')
         counts[table] = next(iter(rows))[0]
     return counts
+
+
+def tamper_audit(db_path: Path, entry_id: int, *, details: str | None = None, delete: bool = False) -> None:
+    """Edit (or delete) an audit entry the way an intruder with file access would: from a second, raw
+    connection that drops the append-only triggers, changes the row, and puts the triggers back."""
+    with closing(sqlite3.connect(db_path)) as raw:
+        triggers = raw.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+        ).fetchall()
+        assert len(triggers) == 2
+        for name, _ in triggers:
+            raw.execute(f'DROP TRIGGER "{name}"')
+        if delete:
+            raw.execute("DELETE FROM audit_log WHERE id = ?", (entry_id,))
+        else:
+            raw.execute("UPDATE audit_log SET details = ? WHERE id = ?", (details, entry_id))
+        for _, sql in triggers:
+            raw.execute(sql)
+        raw.commit()

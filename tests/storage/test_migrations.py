@@ -196,3 +196,25 @@ async def test_transaction_commits_on_success_and_rolls_back_on_error(conn):
     rows = await conn.execute_fetchall("SELECT x FROM t ORDER BY x")
     assert [row[0] for row in rows] == [1, 2]
     assert not conn.in_transaction
+
+
+async def test_0004_adds_the_workflow_to_a_database_with_cases(conn):
+    """A database at 0003 holding a case upgrades to 0004: the case gains empty workflow columns."""
+    await migrate(conn, MIGRATIONS[:3])
+    await conn.execute(
+        "INSERT INTO cases (id, created_at, updated_at, priority, score, rules_version, language) "
+        "VALUES ('AAAA-AAAA', '2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:00:00.000000+00:00', 2, 50, "
+        "'v1', 'en')"
+    )
+    assert await migrate(conn) == ["0004_workflow"]
+    assert MIGRATIONS[3].name == "0004_workflow"
+    assert {"staff", "case_notes", "case_tags", "audit_log"} <= await tables(conn)
+    rows = await conn.execute_fetchall(
+        "SELECT status, assignee_id, closing_reason, priority_overridden FROM cases WHERE id = 'AAAA-AAAA'"
+    )
+    assert list(rows) == [("new", None, None, 0)]
+    triggers = await conn.execute_fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log' ORDER BY name"
+    )
+    assert [row[0] for row in triggers] == ["audit_log_no_delete", "audit_log_no_update"]
+    assert list(await conn.execute_fetchall("PRAGMA foreign_key_check")) == []

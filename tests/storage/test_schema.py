@@ -57,6 +57,11 @@ async def test_no_column_can_hold_a_telegram_identity_in_clear(conn):
         ("sqlite_sequence", "name"),
         # The coordinators' group where a ticket lives: a negative group id, never a reporter's chat.
         ("case_tickets", "chat_id"),
+        # Staff members' Telegram ids: roles are checked against them on every action. Staff act under
+        # their own name in their own group; reporters never get a row here. (The other staff-id columns,
+        # cases.assignee_id, case_notes.author_id, staff.granted_by and audit_log.actor_id, do not match
+        # the pattern; STAFF_ID_COLUMNS below pins them.)
+        ("staff", "user_id"),
     }
     found = [
         (table, column)
@@ -65,6 +70,32 @@ async def test_no_column_can_hold_a_telegram_identity_in_clear(conn):
         if forbidden.search(column) and (table, column) not in allowed
     ]
     assert found == []
+
+
+# Every column that holds a Telegram user id in clear, all of them staff ids (never a reporter's).
+STAFF_ID_COLUMNS = {
+    ("staff", "user_id"),
+    ("staff", "granted_by"),
+    ("cases", "assignee_id"),
+    ("case_notes", "author_id"),
+    ("audit_log", "actor_id"),
+}
+
+
+async def test_telegram_ids_in_clear_are_only_in_the_staff_id_columns(conn):
+    """Every INTEGER *_id or *_by column is a known staff-id column or a known id of something else."""
+    others = {
+        ("processed_updates", "update_id"),  # Telegram's update counter, not a person
+        ("case_tickets", "chat_id"),  # the coordinators' group
+        ("case_tickets", "thread_id"),
+        ("case_tickets", "card_message_id"),
+    }
+    found = set()
+    for (table,) in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        for row in await conn.execute_fetchall(f'PRAGMA table_info("{table}")'):
+            if str(row[2]).upper() == "INTEGER" and re.search(r"_id$|_by$", row[1]):
+                found.add((table, row[1]))
+    assert found - others == STAFF_ID_COLUMNS
 
 
 async def test_the_worker_index_serves_the_pending_outbox_query(conn):

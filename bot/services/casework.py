@@ -1,0 +1,163 @@
+"""Caseworkers' use cases: every action checks the actor's role at that moment, then changes the case.
+
+Authorization lives here, not in handlers, so that a button, a command or any future entry point is
+refused the same way. Storage writes each change with its audit row and a card refresh in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bot.domain.models import CaseStatus, Priority
+from bot.domain.records import CaseView, Media
+from bot.domain.workflow import Action, ClosingReason, Role, allowed
+
+
+class NotAllowed(Exception):
+    """The actor has no role that permits this action (never says more than that)."""
+
+
+class UnknownCase(Exception):
+    """No case has this id."""
+
+
+class QueueRowLike(Protocol):
+    @property
+    def case_id(self) -> str: ...
+
+    @property
+    def priority(self) -> Priority: ...
+
+    @property
+    def status(self) -> CaseStatus: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def area_id(self) -> str | None: ...
+
+    @property
+    def assignee_id(self) -> int | None: ...
+
+    @property
+    def withdrawn(self) -> bool: ...
+
+
+class StaffPort(Protocol):
+    async def role_of(self, user_id: int) -> Role | None: ...
+
+    async def grant(self, user_id: int, role: Role, *, by: int | None, label: str | None = None) -> None: ...
+
+    async def revoke(self, user_id: int, *, by: int | None) -> bool: ...
+
+    async def set_label(self, user_id: int, label: str) -> None: ...
+
+    async def set_duty(self, user_id: int, on: bool, *, by: int | None) -> None: ...
+
+
+class WorkflowPort(Protocol):
+    async def claim(self, case_id: str, actor_id: int) -> None: ...
+
+    async def unassign(self, case_id: str, actor_id: int) -> None: ...
+
+    async def set_status(
+        self, case_id: str, status: CaseStatus, actor_id: int, reason: ClosingReason | None = None
+    ) -> None: ...
+
+    async def record_view(self, case_id: str, actor_id: int, action: Action) -> None: ...
+
+    async def queue(self, limit: int = 20) -> Sequence[QueueRowLike]: ...
+
+    async def mine(self, user_id: int) -> Sequence[QueueRowLike]: ...
+
+
+class CaseReader(Protocol):
+    async def get_case(self, case_id: str) -> CaseView | None: ...
+
+    async def media(self, case_id: str) -> list[Media]: ...
+
+
+class CaseworkService:
+    """Role-checked actions of staff on cases."""
+
+    def __init__(self, staff: StaffPort, workflow: WorkflowPort, cases: CaseReader) -> None:
+        self.staff = staff
+        self.workflow = workflow
+        self.cases = cases
+
+    async def role(self, user_id: int) -> Role | None:
+        return await self.staff.role_of(user_id)
+
+    async def require(self, user_id: int, action: Action) -> Role:
+        """The actor's role if it permits `action`; raises NotAllowed otherwise (a revocation counts)."""
+        role = await self.staff.role_of(user_id)
+        if role is None or not allowed(role, action):
+            raise NotAllowed
+        return role
+
+    async def _case(self, case_id: str) -> CaseView:
+        case = await self.cases.get_case(case_id)
+        if case is None:
+            raise UnknownCase(case_id)
+        return case
+
+    async def seen_as(self, user_id: int, label: str) -> None:
+        """Remember a staff member's first name for cards (only for people who already have a role)."""
+        if await self.staff.role_of(user_id) is not None:
+            await self.staff.set_label(user_id, label[:64])
+
+    async def claim(self, actor: int, case_id: str) -> None:
+        await self.require(actor, Action.CLAIM)
+        await self._case(case_id)
+        await self.workflow.claim(case_id, actor)
+
+    async def unassign(self, actor: int, case_id: str) -> None:
+        await self.require(actor, Action.UNASSIGN)
+        await self._case(case_id)
+        await self.workflow.unassign(case_id, actor)
+
+    async def set_status(self, actor: int, case_id: str, status: CaseStatus) -> None:
+        await self.require(actor, Action.REOPEN if status is CaseStatus.ACKNOWLEDGED else Action.SET_STATUS)
+        await self._case(case_id)
+        await self.workflow.set_status(case_id, status, actor)
+
+    async def close(self, actor: int, case_id: str, reason: ClosingReason) -> None:
+        await self.require(actor, Action.CLOSE)
+        await self._case(case_id)
+        await self.workflow.set_status(case_id, CaseStatus.CLOSED, actor, reason)
+
+    async def case(self, actor: int, case_id: str) -> CaseView:
+        await self.require(actor, Action.VIEW_CASE)
+        return await self._case(case_id)
+
+    async def details(self, actor: int, case_id: str) -> tuple[CaseView, list[Media]]:
+        """The sensitive details of a case, for the actor's private chat; the access is audited first."""
+        await self.require(actor, Action.VIEW_DETAILS)
+        case = await self._case(case_id)
+        await self.workflow.record_view(case_id, actor, Action.VIEW_DETAILS)
+        return case, await self.cases.media(case_id)
+
+    async def queue(self, actor: int, limit: int = 20) -> Sequence[QueueRowLike]:
+        await self.require(actor, Action.VIEW_QUEUE)
+        return await self.workflow.queue(limit)
+
+    async def mine(self, actor: int) -> Sequence[QueueRowLike]:
+        await self.require(actor, Action.VIEW_QUEUE)
+        return await self.workflow.mine(actor)
+
+    async def grant(self, actor: int, user_id: int, role: Role) -> None:
+        await self.require(actor, Action.GRANT)
+        await self.staff.grant(user_id, role, by=actor)
+
+    async def revoke(self, actor: int, user_id: int) -> bool:
+        await self.require(actor, Action.REVOKE)
+        if user_id == actor:
+            raise NotAllowed  # an admin cannot lock the last door behind themself by accident
+        return await self.staff.revoke(user_id, by=actor)
+
+    async def duty(self, actor: int, on: bool) -> None:
+        await self.require(actor, Action.DUTY)
+        await self.staff.set_duty(actor, on, by=actor)

@@ -1,0 +1,334 @@
+"""What caseworkers do: card buttons and commands in the coordinators' group (or privately with the bot).
+
+Every action asks the casework service, which checks the actor's role at that moment. Anyone without a
+role gets one short refusal and learns nothing about cases. Changes reach the card through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.domain.gazetteer import Gazetteer
+from bot.domain.models import CaseStatus
+from bot.domain.records import MediaKind
+from bot.domain.workflow import ClosingReason, Role
+from bot.i18n import Translator, get_translator
+from bot.services.casework import CaseworkService, NotAllowed, QueueRowLike, UnknownCase
+from handlers.coordinators.cards import (
+    CARD_PREFIX,
+    card_markup,
+    card_text,
+    closing_markup,
+    status_label,
+)
+
+_LOG = logging.getLogger(__name__)
+CASEWORK_KEY = "beacon.casework"
+
+
+@dataclass
+class CaseworkContext:
+    """What the coordinators' handlers need, stored once in bot_data by the composition root."""
+
+    service: CaseworkService
+    gazetteer: Gazetteer
+    locale: str
+    timezone: ZoneInfo
+    chat_ids: Callable[[], Awaitable[Sequence[int]]]  # the coordinators' chats where actions are accepted
+    committed: Callable[[ContextTypes.DEFAULT_TYPE], None] | None = None
+
+
+def casework(context: ContextTypes.DEFAULT_TYPE) -> CaseworkContext:
+    found = context.bot_data.get(CASEWORK_KEY)
+    if not isinstance(found, CaseworkContext):
+        raise RuntimeError("casework is not configured")
+    return found
+
+
+def _t(context: ContextTypes.DEFAULT_TYPE) -> Translator:
+    return get_translator(casework(context).locale)
+
+
+async def _in_place(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Actions are accepted only in the coordinators' chats or in a private chat with the bot."""
+    chat = update.effective_chat
+    if chat is None:
+        return False
+    return chat.type == ChatType.PRIVATE or chat.id in await casework(context).chat_ids()
+
+
+def _committed(context: ContextTypes.DEFAULT_TYPE) -> None:
+    hook = casework(context).committed
+    if hook is not None:
+        hook(context)
+
+
+async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Handles a card button: check the presser's role now, then claim, move, close or show details."""
+    query = update.callback_query
+    user = update.effective_user
+    if query is None or user is None:
+        return
+    _ = _t(context).gettext
+    parts = (query.data or "").split(":")
+    if len(parts) not in (3, 4) or parts[0] != CARD_PREFIX or not await _in_place(update, context):
+        await query.answer(_("This button is no longer active."))
+        return
+    verb, case_id = parts[1], parts[2]
+    argument = parts[3] if len(parts) == 4 else ""
+    ctx = casework(context)
+    service = ctx.service
+    try:
+        await service.seen_as(user.id, user.first_name)
+        if verb == "claim":
+            await service.claim(user.id, case_id)
+        elif verb == "unassign":
+            await service.unassign(user.id, case_id)
+        elif verb == "status":
+            await service.set_status(user.id, case_id, CaseStatus(argument))
+        elif verb == "close":
+            await service.case(user.id, case_id)  # role check before showing the reasons
+            if isinstance(query.message, Message):
+                await query.message.edit_reply_markup(closing_markup(_t(context), case_id))
+            await query.answer()
+            return
+        elif verb == "reason":
+            await service.close(user.id, case_id, ClosingReason(argument))
+        elif verb == "cancel":
+            case = await service.case(user.id, case_id)
+            if isinstance(query.message, Message):
+                await query.message.edit_reply_markup(card_markup(_t(context), case))
+            await query.answer()
+            return
+        elif verb == "details":
+            await _send_details(update, context, case_id)
+            return
+        else:
+            await query.answer(_("This button is no longer active."))
+            return
+    except NotAllowed:
+        await query.answer(_("You are not allowed to do this."), show_alert=True)
+        return
+    except (UnknownCase, ValueError):
+        await query.answer(_("This button is no longer active."))
+        return
+    except Exception as error:  # a refused transition (e.g. already in that state) or a storage failure
+        _LOG.warning("Case action %s on %s failed: %s", verb, case_id, type(error).__name__)
+        await query.answer(_("This change is not possible now."))
+        return
+    _LOG.info("Case %s: %s by staff", case_id, verb)
+    await query.answer(_("Done."))
+    _committed(context)
+
+
+async def _send_details(update: Update, context: ContextTypes.DEFAULT_TYPE, case_id: str) -> None:
+    """Sends a case's sensitive details privately to the authorised presser, protected from forwarding."""
+    query = update.callback_query
+    user = update.effective_user
+    if query is None or user is None:
+        return
+    t = _t(context)
+    _ = t.gettext
+    case, media = await casework(context).service.details(user.id, case_id)
+    report = case.report
+    lines = [_("Details of case {case_id}").format(case_id=case_id)]
+    victim = report.victim
+    facts = [
+        (_("Name"), victim.name),
+        (_("Passport number"), victim.passport_number),
+        (_("Their phone or account"), victim.handle),
+        (_("Last contact"), victim.last_contact.isoformat() if victim.last_contact else None),
+        (_("Place"), report.place.details),
+        (_("Report"), report.details),
+    ]
+    lines += [f"{label}: {value}" for label, value in facts if value]
+    lines += [_("Added later: {text}").format(text=text) for text in case.additions]
+    text = "\n".join(lines)
+    try:
+        for start in range(0, len(text), 4000):
+            await context.bot.send_message(user.id, text[start : start + 4000], protect_content=True)
+        place = report.place
+        if place.latitude is not None and place.longitude is not None:
+            await context.bot.send_location(user.id, place.latitude, place.longitude, protect_content=True)
+        for item in media:
+            if item.kind is MediaKind.PHOTO:
+                await context.bot.send_photo(user.id, item.content, protect_content=True)
+            else:
+                await context.bot.send_voice(user.id, item.content, protect_content=True)
+    except Forbidden:
+        await query.answer(_("Open a private chat with me first, then press Details again."), show_alert=True)
+        return
+    except TelegramError as error:
+        _LOG.warning("Details of case %s not sent: %s", case_id, type(error).__name__)
+        await query.answer(_("This change is not possible now."))
+        return
+    _LOG.info("Case %s: details sent privately to staff", case_id)
+    await query.answer(_("Sent to you privately."))
+
+
+# --- commands ---------------------------------------------------------------------------------------------
+
+
+async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, reply_markup=markup)
+
+
+async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _reply(update, _t(context).gettext("You are not allowed to do this."))
+
+
+def _row_line(t: Translator, row: QueueRowLike, gazetteer: Gazetteer) -> str:
+    area = gazetteer.area(row.area_id) if row.area_id else None
+    age = row.created_at.strftime("%Y-%m-%d %H:%M")
+    withdrawn = " ⚠️" if row.withdrawn else ""
+    where = area.name if area else "—"
+    return (
+        f"P{row.priority.value} · {row.case_id} · {status_label(t, row.status)} · {where} · {age}{withdrawn}"
+    )
+
+
+async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/queue: open cases, most urgent first, then oldest."""
+    await _list(update, context, mine=False)
+
+
+async def mine_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/mine: the open cases assigned to the caller."""
+    await _list(update, context, mine=True)
+
+
+async def _list(update: Update, context: ContextTypes.DEFAULT_TYPE, *, mine: bool) -> None:
+    user = update.effective_user
+    if user is None or not await _in_place(update, context):
+        return
+    t = _t(context)
+    ctx = casework(context)
+    try:
+        rows = await (ctx.service.mine(user.id) if mine else ctx.service.queue(user.id))
+    except NotAllowed:
+        await _refuse(update, context)
+        return
+    if not rows:
+        await _reply(update, t.gettext("No open cases."))
+        return
+    await _reply(update, "\n".join(_row_line(t, row, ctx.gazetteer) for row in rows))
+
+
+async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/case ID: the case's card, with its buttons."""
+    user = update.effective_user
+    if user is None or not await _in_place(update, context):
+        return
+    t = _t(context)
+    ctx = casework(context)
+    args = context.args or []
+    if len(args) != 1:
+        await _reply(update, t.gettext("Send /case followed by the case id, for example /case K7MX-Q9PT."))
+        return
+    try:
+        case = await ctx.service.case(user.id, args[0].strip().upper())
+    except NotAllowed:
+        await _refuse(update, context)
+        return
+    except UnknownCase:
+        await _reply(update, t.gettext("There is no case with this id."))
+        return
+    await _reply(update, card_text(t, case, ctx.gazetteer, ctx.timezone), card_markup(t, case))
+
+
+async def grant_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/grant USER_ID ROLE (or in reply to someone's message): give a role."""
+    await _grant_or_revoke(update, context, grant=True)
+
+
+async def revoke_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/revoke USER_ID (or in reply): take a role away at once."""
+    await _grant_or_revoke(update, context, grant=False)
+
+
+async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *, grant: bool) -> None:
+    user = update.effective_user
+    message = update.effective_message
+    if user is None or message is None or not await _in_place(update, context):
+        return
+    t = _t(context)
+    _ = t.gettext
+    args = list(context.args or [])
+    target: int | None = None
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and not replied.from_user.is_bot:
+        target = replied.from_user.id
+    elif args and args[0].lstrip("-").isdigit():
+        target = int(args.pop(0))
+    role: Role | None = None
+    if grant:
+        try:
+            role = Role(args[-1].lower()) if args else None
+        except ValueError:
+            role = None
+    if target is None or (grant and role is None):
+        usage = (
+            _(
+                "Usage: /grant USER_ID coordinator|analyst|admin, "
+                "or reply to the person's message with /grant ROLE."
+            )
+            if grant
+            else _("Usage: /revoke USER_ID, or reply to the person's message with /revoke.")
+        )
+        await _reply(update, usage)
+        return
+    service = casework(context).service
+    try:
+        if grant and role is not None:
+            await service.grant(user.id, target, role)
+            await _reply(update, _("Done: {user_id} is now {role}.").format(user_id=target, role=role.value))
+        else:
+            changed = await service.revoke(user.id, target)
+            done = _("Done: {user_id} has no role now.").format(user_id=target)
+            await _reply(update, done if changed else _("Nothing to revoke."))
+    except NotAllowed:
+        await _refuse(update, context)
+
+
+async def duty_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/duty on|off: mark yourself on duty (mentioned when a P1 waits)."""
+    user = update.effective_user
+    if user is None or not await _in_place(update, context):
+        return
+    _ = _t(context).gettext
+    args = [a.lower() for a in (context.args or [])]
+    on = not args or args[0] in ("on", "1", "yes")
+    try:
+        await casework(context).service.duty(user.id, on)
+    except NotAllowed:
+        await _refuse(update, context)
+        return
+    await _reply(update, _("You are on duty.") if on else _("You are off duty."))
+
+
+async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help in the coordinators' group: the caseworkers' commands."""
+    if not await _in_place(update, context):
+        return
+    _ = _t(context).gettext
+    await _reply(
+        update,
+        _(
+            "/queue: open cases, most urgent first\n"
+            "/mine: cases assigned to you\n"
+            "/case ID: a case's card\n"
+            "/duty on|off: be alerted when a P1 waits\n"
+            "/grant USER_ID ROLE, /revoke USER_ID: roles (admins)\n"
+            "Card buttons: claim, move the status, close with a reason, details (sent to you privately)."
+        ),
+    )
