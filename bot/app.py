@@ -7,6 +7,7 @@ This is the only module that knows every layer. Resources are opened in ``post_i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
 from bot.services.casework import CaseworkService
 from bot.services.intake import IntakeService
+from bot.services.relay import RelayService, collect_held
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.coordinators import actions as staff
 from handlers.coordinators.actions import CASEWORK_KEY, CaseworkContext
@@ -53,6 +55,7 @@ from storage.conversations import ConversationStore
 from storage.coordination import CoordinationStore
 from storage.db import open_database
 from storage.migrations import migrate
+from storage.relay import RelayStore
 from storage.workflow import StaffStore, WorkflowStore
 
 __all__ = [
@@ -232,10 +235,15 @@ def register_handlers(application: BeaconApplication) -> None:
         "grant": staff.grant_command,
         "revoke": staff.revoke_command,
         "duty": staff.duty_command,
+        "reply": staff.reply_command,
     }
     for name, callback in staff_commands.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CommandHandler("help", staff.staff_help, filters=new_in_group))
+    # A reply to a ticket card goes to the case's reporter (the handler checks chat, card and role).
+    application.add_handler(
+        MessageHandler(new_in_group & filters.REPLY & filters.TEXT & ~filters.COMMAND, staff.on_card_reply)
+    )
     # 5. Fallbacks: an unknown command in private; in groups, /start once and commands naming the bot.
     application.add_handler(MessageHandler(new_private & filters.COMMAND, intake.unknown_command))
     application.add_handler(CommandHandler("start", intake.start_in_group, filters=new_in_group))
@@ -290,8 +298,12 @@ def build_application(settings: Settings) -> BeaconApplication:
         """Opens the database, wires the services, publishes the command menu, schedules the idle sweep."""
         conn = await resources.connection()
         application.bot_data[DATABASE_KEY] = conn
+        relay_store = RelayStore(conn, resources.keyring)
         service = IntakeService(
-            CaseStore(conn, resources.keyring), resources.keyring, reports_per_hour=settings.reports_per_hour
+            CaseStore(conn, resources.keyring),
+            resources.keyring,
+            reports_per_hour=settings.reports_per_hour,
+            inbox=functools.partial(collect_held, relay_store),
         )
         job_queue = application.job_queue
         if job_queue is None:
@@ -314,9 +326,8 @@ def build_application(settings: Settings) -> BeaconApplication:
                 ZoneInfo(settings.coordinator_timezone),
                 operators=settings.admins,
             )
-            dispatcher = AlertDispatcher(
-                CoordinationStore(conn, cases), gateway, cases.get_case, settings.coordinator_chat_id
-            )
+            coordination = CoordinationStore(conn, cases)
+            dispatcher = AlertDispatcher(coordination, gateway, cases.get_case, settings.coordinator_chat_id)
             application.bot_data[ALERTS_KEY] = AlertRunner(dispatcher)
             job_queue.run_repeating(deliver_alerts, interval=ALERT_INTERVAL_SECONDS, first=1, name="alerts")
 
@@ -333,12 +344,16 @@ def build_application(settings: Settings) -> BeaconApplication:
             granted = await staff_store.seed_admins(settings.admins)
             if granted:
                 _LOG.info("Admin role granted from BEACON_ADMINS to %d account(s)", len(granted))
+            casework = CaseworkService(staff_store, WorkflowStore(conn, resources.keyring), cases)
+            relay = RelayService(casework, cases, relay_store)
             application.bot_data[CASEWORK_KEY] = CaseworkContext(
-                service=CaseworkService(staff_store, WorkflowStore(conn, resources.keyring), cases),
+                service=casework,
                 gazetteer=gazetteer,
                 locale=settings.ticket_locale,
                 timezone=ZoneInfo(settings.coordinator_timezone),
                 chat_ids=coordinator_chats,
+                relay=relay,
+                case_for_card=coordination.case_for_message,
                 committed=committed,
             )
         else:

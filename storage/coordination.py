@@ -119,6 +119,17 @@ class CoordinationStore:
                 "UPDATE case_tickets SET card_message_id = ? WHERE case_id = ?", (message_id, case_id)
             )
 
+    async def case_for_message(self, chat_id: int, thread_id: int | None, card_message_id: int) -> str | None:
+        """The case whose ticket card is `card_message_id` in that chat (and topic), if any."""
+        rows = list(
+            await self._conn.execute_fetchall(
+                "SELECT case_id FROM case_tickets WHERE chat_id = ? AND card_message_id = ? "
+                "AND (thread_id IS ? OR thread_id = ?)",
+                (chat_id, card_message_id, thread_id, thread_id),
+            )
+        )
+        return str(rows[0][0]) if rows else None
+
     async def forget_ticket(self, case_id: str) -> None:
         """Forget a ticket whose topic or chat is gone, so that the next delivery makes a new one."""
         async with transaction(self._conn):

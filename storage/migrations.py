@@ -278,6 +278,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         END;
         """,
     ),
+    Migration(
+        "0005_relay",
+        """
+        -- Messages from the team held for a reporter who asked to be written to only when they check in
+        -- (or who cannot be reached now). Encrypted; erased once shown, or when the case is withdrawn.
+        CREATE TABLE reporter_messages (
+            id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            ciphertext BLOB NOT NULL
+        );
+        CREATE INDEX reporter_messages_by_case ON reporter_messages (case_id, created_at);
+        CREATE TRIGGER reporter_messages_erased_on_withdrawal
+        AFTER UPDATE OF withdrawn_at ON cases
+        WHEN NEW.withdrawn_at IS NOT NULL
+        BEGIN
+            DELETE FROM reporter_messages WHERE case_id = NEW.id;
+        END;
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

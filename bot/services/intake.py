@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -109,11 +109,14 @@ class IntakeService:
         *,
         reports_per_hour: int = DEFAULT_REPORTS_PER_HOUR,
         clock: Callable[[], datetime] = _utcnow,
+        inbox: Callable[[str], Awaitable[list[str]]] | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring
         self.reports_per_hour = reports_per_hour
         self.clock = clock
+        # Collects (and erases) the team's messages held for a case until its reporter checks in.
+        self.inbox = inbox
         self._receipt_failures: dict[str, deque[float]] = {}
 
     def pseudonym(self, reporter_id: int) -> str:
@@ -197,11 +200,12 @@ class IntakeService:
         return case_id
 
     async def status(self, case_id: str) -> StatusView | None:
-        """The neutral status of a case for its reporter."""
+        """The neutral status of a case for its reporter, with the team's messages waiting for them."""
         case = await self.store.get_case(case_id)
         if case is None:
             return None
-        return StatusView(case.case_id, case.status, case.withdrawn)
+        messages = tuple(await self.inbox(case_id)) if self.inbox is not None and not case.withdrawn else ()
+        return StatusView(case.case_id, case.status, case.withdrawn, messages)
 
     async def add_information(
         self, case_id: str, text: str | None, media: Sequence[Media], update_id: int | None = None

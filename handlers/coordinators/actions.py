@@ -13,15 +13,16 @@ from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import CaseStatus
 from bot.domain.records import MediaKind
 from bot.domain.workflow import ClosingReason, Role
-from bot.i18n import Translator, get_translator
+from bot.i18n import SHIPPED_LOCALES, Translator, get_translator
 from bot.services.casework import CaseworkService, NotAllowed, QueueRowLike, UnknownCase
+from bot.services.relay import Delivery, RelayService, Sender
 from handlers.coordinators.cards import (
     CARD_PREFIX,
     card_markup,
@@ -43,6 +44,9 @@ class CaseworkContext:
     locale: str
     timezone: ZoneInfo
     chat_ids: Callable[[], Awaitable[Sequence[int]]]  # the coordinators' chats where actions are accepted
+    relay: RelayService
+    # (chat id, thread id, message id) of a ticket card → its case id, for replies to a card.
+    case_for_card: Callable[[int, int | None, int], Awaitable[str | None]]
     committed: Callable[[ContextTypes.DEFAULT_TYPE], None] | None = None
 
 
@@ -332,3 +336,82 @@ async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             "Card buttons: claim, move the status, close with a reason, details (sent to you privately)."
         ),
     )
+
+
+# --- relay ------------------------------------------------------------------------------------------------
+
+
+def reporter_sender(context: ContextTypes.DEFAULT_TYPE) -> Sender:
+    """Sends a team message to a reporter in the reporter's language, never naming the coordinator."""
+
+    async def send(chat_id: int, text: str, language: str) -> bool:
+        t = get_translator(language if language in SHIPPED_LOCALES else casework(context).locale)
+        body = t.gettext("Message from the team:\n\n{text}").format(text=text)
+        try:
+            await context.bot.send_message(chat_id, body)
+        except (Forbidden, BadRequest):
+            return False  # blocked the bot, or the chat is gone: held for the next /status
+        return True
+
+    return send
+
+
+def _delivery_text(t: Translator, delivery: Delivery) -> str:
+    _ = t.gettext
+    return {
+        Delivery.SENT: lambda: _("Sent to the reporter."),
+        Delivery.HELD: lambda: _("Held: the reporter will see it when they check in with /status."),
+        Delivery.UNREACHABLE: lambda: _(
+            "The reporter cannot be reached now; they will see it when they check in."
+        ),
+        Delivery.NO_CONTACT: lambda: _("Not sent: the reporter asked not to be contacted."),
+        Delivery.WITHDRAWN: lambda: _("Not sent: the reporter withdrew this report."),
+    }[delivery]()
+
+
+async def _relay(update: Update, context: ContextTypes.DEFAULT_TYPE, case_id: str, text: str) -> None:
+    user = update.effective_user
+    if user is None:
+        return
+    t = _t(context)
+    try:
+        delivery = await casework(context).relay.reply(user.id, case_id, text, reporter_sender(context))
+    except NotAllowed:
+        await _refuse(update, context)
+        return
+    except UnknownCase:
+        await _reply(update, t.gettext("There is no case with this id."))
+        return
+    except ValueError:
+        await _reply(update, t.gettext("Send /reply followed by the case id and your message."))
+        return
+    _LOG.info("Case %s: reply from staff %s", case_id, delivery.value)
+    await _reply(update, _delivery_text(t, delivery))
+
+
+async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reply ID text: relay a message to the case's reporter, following their contact preference."""
+    message = update.effective_message
+    if message is None or message.text is None or not await _in_place(update, context):
+        return
+    parts = message.text.split(maxsplit=2)
+    if len(parts) < 3:
+        await _reply(update, _t(context).gettext("Send /reply followed by the case id and your message."))
+        return
+    await _relay(update, context, parts[1].strip().upper(), parts[2])
+
+
+async def on_card_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A message in the coordinators' chat that replies to a ticket card goes to that case's reporter.
+
+    Only an explicit reply to the card is relayed: other talk in a case's topic stays among the team.
+    """
+    message = update.effective_message
+    replied = message.reply_to_message if message is not None else None
+    if message is None or replied is None or message.text is None or not await _in_place(update, context):
+        return
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    case_id = await casework(context).case_for_card(message.chat_id, thread_id, replied.message_id)
+    if case_id is None:
+        return
+    await _relay(update, context, case_id, message.text)

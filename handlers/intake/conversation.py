@@ -334,13 +334,18 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     intake = services(context).intake
     lines = []
+    messages: list[str] = []
     for case_id in cases[:10]:
         view = await intake.status(case_id)
         if view is not None:
             lines.append(_status_text(t, view.case_id, view.status, view.withdrawn))
-            lines.extend(view.messages)
-    lines.append(_("No new messages from the team."))
+            messages.extend(view.messages)
+    if not messages:
+        lines.append(_("No new messages from the team."))
     await say(update, context, "\n".join(lines))
+    for text in messages:
+        # One message each: a reply may be long, and each stays readable on a small screen.
+        await say(update, context, _("Message from the team:\n\n{text}").format(text=text))
 
 
 async def add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
