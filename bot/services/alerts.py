@@ -94,8 +94,6 @@ class TicketStore(Protocol):
 
     async def retry_later(self, outbox_id: int, error: str, at: datetime) -> None: ...
 
-    async def postpone(self, outbox_id: int, at: datetime) -> None: ...
-
     async def dead_letter(self, outbox_id: int, error: str) -> None: ...
 
     async def ticket(self, case_id: str) -> TicketLike | None: ...
@@ -134,7 +132,7 @@ class RoundResult:
 
 def backoff(attempts: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter: up to 2, 4, 8 ... seconds, at most MAX_BACKOFF_SECONDS."""
-    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** max(1, attempts + 1))
+    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** min(max(1, attempts + 1), 20))
     return rng.uniform(ceiling / 2, ceiling)
 
 
@@ -166,6 +164,7 @@ class AlertDispatcher:
         self.per_minute = per_minute
         self.monotonic = monotonic
         self._recent: deque[float] = deque()
+        self._paused_until = 0.0  # Telegram asked the whole group to wait (429) until then
 
     def _wait_for_budget(self) -> float:
         """Seconds until the group can take another alert without exceeding its per-minute limit.
@@ -185,14 +184,22 @@ class AlertDispatcher:
         now = self.monotonic()
         self._recent.extend([now] * MESSAGES_PER_ALERT)
 
+    @property
+    def _migration_key(self) -> str:
+        # Keyed by the configured chat: an operator who configures another group starts afresh.
+        return f"{MIGRATED_CHAT_KEY}:{self.default_chat_id}"
+
     async def chat_id(self) -> int:
         """The coordinators' chat: the configured one, or where Telegram said it migrated to."""
-        moved = await self.store.get_value(MIGRATED_CHAT_KEY)
+        moved = await self.store.get_value(self._migration_key)
         return int(moved) if moved else self.default_chat_id
 
     async def run_round(self, limit: int = BATCH) -> RoundResult:
         """Deliver up to `limit` due items. Stops early when the group is rate limited (429)."""
         sent = retried = dead = 0
+        held = self._paused_until - self.monotonic()
+        if held > 0:
+            return RoundResult(paused_for=held)
         for item in await self.store.due(limit, self.clock()):
             pause = self._wait_for_budget()
             if pause:
@@ -205,8 +212,7 @@ class AlertDispatcher:
                 if error.retry_after is not None:
                     # The limit is the group's, shared by every topic: everything waits, the item keeps
                     # its place (no attempt counted), and the most urgent goes first when it lifts.
-                    until = self.clock() + timedelta(seconds=error.retry_after)
-                    await self.store.postpone(item.id, until)
+                    self._paused_until = self.monotonic() + error.retry_after
                     _LOG.warning("Coordinators' chat rate limited for %.0f s", error.retry_after)
                     return RoundResult(sent, retried, dead, error.retry_after)
                 delay = backoff(item.attempts, self.rng)
@@ -236,7 +242,7 @@ class AlertDispatcher:
                 break
             except ChatMoved as moved:
                 _LOG.warning("Coordinators' chat migrated; following it")
-                await self.store.set_value(MIGRATED_CHAT_KEY, str(moved.new_chat_id))
+                await self.store.set_value(self._migration_key, str(moved.new_chat_id))
                 await self.store.forget_ticket(item.case_id)
             except TopicGone:
                 _LOG.warning("Topic of case %s is gone; opening a new one", item.case_id)

@@ -208,11 +208,6 @@ async def test_a_storm_of_429s_delivers_every_ticket_once_with_p1_first(harness:
     assert any(c["error_code"] == 429 for c in late), "the cards met 429s too"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 429 postpones only the alert that got it; the next tick sends the P3 into the "
-    "rate-limited group while the P1 still waits out retry_after, so the P3's card comes first.",
-)
 async def test_a_p1_waiting_out_a_429_is_not_overtaken_by_a_p3(harness: Harness) -> None:
     """When the P1's topic gets a 429, the group waits; the P3 committed with it still comes after it."""
     h = harness
@@ -317,7 +312,8 @@ async def test_a_group_migrated_to_a_supergroup_is_followed(basic_group_harness:
     _, after = await file_report(h, LOWEST)
     await delivered(h, after)
 
-    assert await coordination(h).get_value(MIGRATED_CHAT_KEY) == str(new_chat)
+    key = f"{MIGRATED_CHAT_KEY}:{h.settings.coordinator_chat_id}"
+    assert await coordination(h).get_value(key) == str(new_chat)
     moved = await ticket(h, case_id)
     assert moved.chat_id == new_chat
     texts = [m["text"] for m in await bot_texts(h.sb, new_chat)]
