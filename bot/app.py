@@ -24,6 +24,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     ExtBot,
@@ -40,13 +41,16 @@ from bot.i18n import SHIPPED_LOCALES, get_translator, load_catalogs
 from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
 from bot.services.casework import CaseworkService
+from bot.services.escalation import EscalationService
 from bot.services.intake import IntakeService
 from bot.services.relay import RelayService, collect_held
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.coordinators import actions as staff
+from handlers.coordinators import watch
 from handlers.coordinators.actions import CASEWORK_KEY, CaseworkContext
 from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner, deliver_alerts
 from handlers.coordinators.gateway import TelegramAlertGateway
+from handlers.coordinators.watch import ESCALATION_KEY, EscalationContext, escalate
 from handlers.errors import on_error
 from handlers.fallback import group_command, unknown_button
 from handlers.intake import conversation as intake
@@ -240,6 +244,8 @@ def register_handlers(application: BeaconApplication) -> None:
     for name, callback in staff_commands.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CommandHandler("help", staff.staff_help, filters=new_in_group))
+    # Who joins or leaves the coordinators' group is told to the admins.
+    application.add_handler(ChatMemberHandler(watch.on_member_change, ChatMemberHandler.CHAT_MEMBER))
     # A reply to a ticket card goes to the case's reporter (the handler checks chat, card and role).
     application.add_handler(
         MessageHandler(new_in_group & filters.REPLY & filters.TEXT & ~filters.COMMAND, staff.on_card_reply)
@@ -344,7 +350,8 @@ def build_application(settings: Settings) -> BeaconApplication:
             granted = await staff_store.seed_admins(settings.admins)
             if granted:
                 _LOG.info("Admin role granted from BEACON_ADMINS to %d account(s)", len(granted))
-            casework = CaseworkService(staff_store, WorkflowStore(conn, resources.keyring), cases)
+            workflow = WorkflowStore(conn, resources.keyring)
+            casework = CaseworkService(staff_store, workflow, cases)
             relay = RelayService(casework, cases, relay_store)
             application.bot_data[CASEWORK_KEY] = CaseworkContext(
                 service=casework,
@@ -356,6 +363,20 @@ def build_application(settings: Settings) -> BeaconApplication:
                 case_for_card=coordination.case_for_message,
                 committed=committed,
             )
+
+            async def ticket_of(case_id: str) -> tuple[int, int | None] | None:
+                ticket = await coordination.ticket(case_id)
+                return (
+                    None
+                    if ticket is None or ticket.card_message_id is None
+                    else (ticket.chat_id, ticket.thread_id)
+                )
+
+            application.bot_data[ESCALATION_KEY] = EscalationContext(
+                EscalationService(workflow, staff_store, timedelta(minutes=settings.p1_escalation_minutes)),
+                ticket_of,
+            )
+            job_queue.run_repeating(escalate, interval=60, first=30, name="escalation")
         else:
             _LOG.warning("BEACON_COORDINATOR_CHAT_ID is not set: reports are stored but nobody is alerted")
         application.bot_data[intake.SERVICES_KEY] = intake.IntakeContext(

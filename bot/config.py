@@ -43,6 +43,7 @@ _PROBLEMS: dict[str, str] = {
     "gazetteer": "must be the path of a JSON gazetteer file",
     "coordinator_locale": f"must be one of the shipped locales: {', '.join(SHIPPED_LOCALES)}",
     "coordinator_timezone": "must be an IANA time zone name, like Asia/Phnom_Penh or UTC",
+    "p1_escalation_minutes": "must be a whole number of minutes from 1 to 1440",
 }
 
 
@@ -84,6 +85,8 @@ class Settings(BaseSettings):
     reports_per_hour: int = Field(default=5, ge=1, le=1000)
     # Optional JSON file of extra gazetteer countries and areas (see bot/data/gazetteer.json).
     gazetteer: Path | None = None
+    # A P1 case not acknowledged within this many minutes is re-alerted, naming those on duty.
+    p1_escalation_minutes: int = Field(default=10, ge=1, le=24 * 60)
     # Language and time zone of the coordinators' tickets (default: BEACON_DEFAULT_LOCALE, UTC).
     coordinator_locale: str | None = None
     coordinator_timezone: str = "UTC"

@@ -57,6 +57,8 @@ class StaffPort(Protocol):
 
     async def set_duty(self, user_id: int, on: bool, *, by: int | None) -> None: ...
 
+    async def staff(self) -> list[tuple[int, Role, str | None, bool]]: ...
+
 
 class WorkflowPort(Protocol):
     async def claim(self, case_id: str, actor_id: int) -> None: ...
@@ -157,6 +159,10 @@ class CaseworkService:
         if user_id == actor:
             raise NotAllowed  # an admin cannot lock the last door behind themself by accident
         return await self.staff.revoke(user_id, by=actor)
+
+    async def admins(self) -> list[int]:
+        """Telegram ids of the current admins (for operator notices; not an action, so not role-checked)."""
+        return [user_id for user_id, role, _label, _duty in await self.staff.staff() if role is Role.ADMIN]
 
     async def duty(self, actor: int, on: bool) -> None:
         await self.require(actor, Action.DUTY)

@@ -57,7 +57,8 @@ def casework(context: ContextTypes.DEFAULT_TYPE) -> CaseworkContext:
     return found
 
 
-def _t(context: ContextTypes.DEFAULT_TYPE) -> Translator:
+def translator(context: ContextTypes.DEFAULT_TYPE) -> Translator:
+    """The coordinators' language."""
     return get_translator(casework(context).locale)
 
 
@@ -81,7 +82,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     user = update.effective_user
     if query is None or user is None:
         return
-    _ = _t(context).gettext
+    _ = translator(context).gettext
     parts = (query.data or "").split(":")
     if len(parts) not in (3, 4) or parts[0] != CARD_PREFIX or not await _in_place(update, context):
         await query.answer(_("This button is no longer active."))
@@ -101,7 +102,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         elif verb == "close":
             await service.case(user.id, case_id)  # role check before showing the reasons
             if isinstance(query.message, Message):
-                await query.message.edit_reply_markup(closing_markup(_t(context), case_id))
+                await query.message.edit_reply_markup(closing_markup(translator(context), case_id))
             await query.answer()
             return
         elif verb == "reason":
@@ -109,7 +110,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         elif verb == "cancel":
             case = await service.case(user.id, case_id)
             if isinstance(query.message, Message):
-                await query.message.edit_reply_markup(card_markup(_t(context), case))
+                await query.message.edit_reply_markup(card_markup(translator(context), case))
             await query.answer()
             return
         elif verb == "details":
@@ -139,7 +140,7 @@ async def _send_details(update: Update, context: ContextTypes.DEFAULT_TYPE, case
     user = update.effective_user
     if query is None or user is None:
         return
-    t = _t(context)
+    t = translator(context)
     _ = t.gettext
     case, media = await casework(context).service.details(user.id, case_id)
     report = case.report
@@ -188,7 +189,7 @@ async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None 
 
 
 async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _reply(update, _t(context).gettext("You are not allowed to do this."))
+    await _reply(update, translator(context).gettext("You are not allowed to do this."))
 
 
 def _row_line(t: Translator, row: QueueRowLike, gazetteer: Gazetteer) -> str:
@@ -215,7 +216,7 @@ async def _list(update: Update, context: ContextTypes.DEFAULT_TYPE, *, mine: boo
     user = update.effective_user
     if user is None or not await _in_place(update, context):
         return
-    t = _t(context)
+    t = translator(context)
     ctx = casework(context)
     try:
         rows = await (ctx.service.mine(user.id) if mine else ctx.service.queue(user.id))
@@ -233,7 +234,7 @@ async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     if user is None or not await _in_place(update, context):
         return
-    t = _t(context)
+    t = translator(context)
     ctx = casework(context)
     args = context.args or []
     if len(args) != 1:
@@ -265,7 +266,7 @@ async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *
     message = update.effective_message
     if user is None or message is None or not await _in_place(update, context):
         return
-    t = _t(context)
+    t = translator(context)
     _ = t.gettext
     args = list(context.args or [])
     target: int | None = None
@@ -309,10 +310,11 @@ async def duty_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     if user is None or not await _in_place(update, context):
         return
-    _ = _t(context).gettext
+    _ = translator(context).gettext
     args = [a.lower() for a in (context.args or [])]
     on = not args or args[0] in ("on", "1", "yes")
     try:
+        await casework(context).service.seen_as(user.id, user.first_name)
         await casework(context).service.duty(user.id, on)
     except NotAllowed:
         await _refuse(update, context)
@@ -324,7 +326,7 @@ async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """/help in the coordinators' group: the caseworkers' commands."""
     if not await _in_place(update, context):
         return
-    _ = _t(context).gettext
+    _ = translator(context).gettext
     await _reply(
         update,
         _(
@@ -373,7 +375,7 @@ async def _relay(update: Update, context: ContextTypes.DEFAULT_TYPE, case_id: st
     user = update.effective_user
     if user is None:
         return
-    t = _t(context)
+    t = translator(context)
     try:
         delivery = await casework(context).relay.reply(user.id, case_id, text, reporter_sender(context))
     except NotAllowed:
@@ -396,7 +398,9 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     parts = message.text.split(maxsplit=2)
     if len(parts) < 3:
-        await _reply(update, _t(context).gettext("Send /reply followed by the case id and your message."))
+        await _reply(
+            update, translator(context).gettext("Send /reply followed by the case id and your message.")
+        )
         return
     await _relay(update, context, parts[1].strip().upper(), parts[2])
 
