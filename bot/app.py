@@ -248,7 +248,9 @@ def register_handlers(application: BeaconApplication) -> None:
     application.add_handler(ChatMemberHandler(watch.on_member_change, ChatMemberHandler.CHAT_MEMBER))
     # A reply to a ticket card goes to the case's reporter (the handler checks chat, card and role).
     application.add_handler(
-        MessageHandler(new_in_group & filters.REPLY & filters.TEXT & ~filters.COMMAND, staff.on_card_reply)
+        MessageHandler(
+            new_in_group & filters.REPLY & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_card_reply
+        )
     )
     # 5. Fallbacks: an unknown command in private; in groups, /start once and commands naming the bot.
     application.add_handler(MessageHandler(new_private & filters.COMMAND, intake.unknown_command))

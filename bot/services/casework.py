@@ -69,7 +69,7 @@ class WorkflowPort(Protocol):
         self, case_id: str, status: CaseStatus, actor_id: int, reason: ClosingReason | None = None
     ) -> None: ...
 
-    async def record_view(self, case_id: str, actor_id: int, action: Action) -> None: ...
+    async def record_view(self, case_id: str | None, actor_id: int, action: Action) -> None: ...
 
     async def queue(self, limit: int = 20) -> Sequence[QueueRowLike]: ...
 
@@ -135,6 +135,12 @@ class CaseworkService:
         await self.require(actor, Action.VIEW_CASE)
         return await self._case(case_id)
 
+    async def view_case(self, actor: int, case_id: str) -> CaseView:
+        """A case's card for `/case`; looking is an action too, and is audited."""
+        case = await self.case(actor, case_id)
+        await self.workflow.record_view(case_id, actor, Action.VIEW_CASE)
+        return case
+
     async def details(self, actor: int, case_id: str) -> tuple[CaseView, list[Media]]:
         """The sensitive details of a case, for the actor's private chat; the access is audited first."""
         await self.require(actor, Action.VIEW_DETAILS)
@@ -144,10 +150,12 @@ class CaseworkService:
 
     async def queue(self, actor: int, limit: int = 20) -> Sequence[QueueRowLike]:
         await self.require(actor, Action.VIEW_QUEUE)
+        await self.workflow.record_view(None, actor, Action.VIEW_QUEUE)
         return await self.workflow.queue(limit)
 
     async def mine(self, actor: int) -> Sequence[QueueRowLike]:
         await self.require(actor, Action.VIEW_QUEUE)
+        await self.workflow.record_view(None, actor, Action.VIEW_QUEUE)
         return await self.workflow.mine(actor)
 
     async def grant(self, actor: int, user_id: int, role: Role) -> None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.domain.models import ContactPreference
+from bot.domain.records import Media
 from bot.domain.workflow import Action
 from bot.services.casework import CaseworkService, UnknownCase
 
@@ -23,6 +24,7 @@ class Delivery(StrEnum):
 
     SENT = "sent"
     HELD = "held"  # the reporter asked to be written to only when they check in
+    HELD_TEXT_ONLY = "held_text_only"  # held, but a photo or voice note is not kept for later
     UNREACHABLE = "unreachable"  # could not be delivered now (blocked the bot): held for /status
     NO_CONTACT = "no_contact"  # the reporter asked not to be contacted
     WITHDRAWN = "withdrawn"  # the reporter withdrew: nobody to write to
@@ -42,8 +44,8 @@ class ContactPort(Protocol):
     async def contact_chat_id(self, case_id: str) -> int | None: ...
 
 
-# Sends `text` to a reporter's chat in `language`; returns False when the chat cannot be reached.
-Sender = Callable[[int, str, str], Awaitable[bool]]
+# Sends `text` (and sanitised media, if any) to a reporter's chat in `language`; False when unreachable.
+Sender = Callable[[int, str, str, Media | None], Awaitable[bool]]
 
 
 class RelayService:
@@ -54,10 +56,15 @@ class RelayService:
         self.contacts = contacts
         self.store = store
 
-    async def reply(self, actor: int, case_id: str, text: str, send: Sender) -> Delivery:
-        """Relay `text` to the reporter of `case_id`. Raises NotAllowed, UnknownCase or ValueError (empty)."""
+    async def reply(
+        self, actor: int, case_id: str, text: str, send: Sender, media: Media | None = None
+    ) -> Delivery:
+        """Relay `text` (and a sanitised photo or voice note) to the reporter of `case_id`.
+
+        Raises NotAllowed, UnknownCase, or ValueError for an empty reply.
+        """
         text = text.strip()[:MAX_REPLY]
-        if not text:
+        if not text and media is None:
             raise ValueError("empty reply")
         case = await self.casework.case(actor, case_id)
         await self.casework.require(actor, Action.REPLY)
@@ -67,13 +74,16 @@ class RelayService:
         if preference is None or preference is ContactPreference.NO:
             return Delivery.NO_CONTACT
         if preference is ContactPreference.ON_CHECK_IN:
-            await self.store.hold(case_id, text, actor)
-            return Delivery.HELD
+            # Media is never kept for later: a held message is its text only.
+            if text:
+                await self.store.hold(case_id, text, actor)
+            return Delivery.HELD if media is None else Delivery.HELD_TEXT_ONLY
         chat_id = await self.contacts.contact_chat_id(case_id)
-        if chat_id is not None and await send(chat_id, text, case.report.language):
+        if chat_id is not None and await send(chat_id, text, case.report.language, media):
             await self.store.record_sent(case_id, actor)
             return Delivery.SENT
-        await self.store.hold(case_id, text, actor)
+        if text:
+            await self.store.hold(case_id, text, actor)
         return Delivery.UNREACHABLE
 
 

@@ -18,10 +18,11 @@ from telegram.ext import ContextTypes
 
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import CaseStatus
-from bot.domain.records import MediaKind
+from bot.domain.records import Media, MediaKind
 from bot.domain.workflow import ClosingReason, Role
 from bot.i18n import SHIPPED_LOCALES, Translator, get_translator
 from bot.services.casework import CaseworkService, NotAllowed, QueueRowLike, UnknownCase
+from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
 from bot.services.relay import Delivery, RelayService, Sender
 from handlers.coordinators.cards import (
     CARD_PREFIX,
@@ -241,7 +242,7 @@ async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await _reply(update, t.gettext("Send /case followed by the case id, for example /case K7MX-Q9PT."))
         return
     try:
-        case = await ctx.service.case(user.id, args[0].strip().upper())
+        case = await ctx.service.view_case(user.id, args[0].strip().upper())
     except NotAllowed:
         await _refuse(update, context)
         return
@@ -271,10 +272,15 @@ async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *
     args = list(context.args or [])
     target: int | None = None
     replied = message.reply_to_message
-    if replied is not None and replied.from_user is not None and not replied.from_user.is_bot:
+    if args and args[0].lstrip("-").isdigit():
+        target = int(args.pop(0))  # an explicit id always wins
+    elif (
+        replied is not None
+        and replied.forum_topic_created is None  # in a topic, every message "replies" to its opening
+        and replied.from_user is not None
+        and not replied.from_user.is_bot
+    ):
         target = replied.from_user.id
-    elif args and args[0].lstrip("-").isdigit():
-        target = int(args.pop(0))
     role: Role | None = None
     if grant:
         try:
@@ -346,11 +352,16 @@ async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 def reporter_sender(context: ContextTypes.DEFAULT_TYPE) -> Sender:
     """Sends a team message to a reporter in the reporter's language, never naming the coordinator."""
 
-    async def send(chat_id: int, text: str, language: str) -> bool:
+    async def send(chat_id: int, text: str, language: str, media: Media | None) -> bool:
         t = get_translator(language if language in SHIPPED_LOCALES else casework(context).locale)
         body = t.gettext("Message from the team:\n\n{text}").format(text=text)
         try:
-            await context.bot.send_message(chat_id, body)
+            if media is None:
+                await context.bot.send_message(chat_id, body)
+            elif media.kind is MediaKind.PHOTO:
+                await context.bot.send_photo(chat_id, media.content, caption=body[:1024])
+            else:
+                await context.bot.send_voice(chat_id, media.content, caption=body[:1024])
         except (Forbidden, BadRequest):
             return False  # blocked the bot, or the chat is gone: held for the next /status
         return True
@@ -363,6 +374,9 @@ def _delivery_text(t: Translator, delivery: Delivery) -> str:
     return {
         Delivery.SENT: lambda: _("Sent to the reporter."),
         Delivery.HELD: lambda: _("Held: the reporter will see it when they check in with /status."),
+        Delivery.HELD_TEXT_ONLY: lambda: _(
+            "Held: the reporter will see the text when they check in; photos and voice notes are not kept."
+        ),
         Delivery.UNREACHABLE: lambda: _(
             "The reporter cannot be reached now; they will see it when they check in."
         ),
@@ -371,13 +385,17 @@ def _delivery_text(t: Translator, delivery: Delivery) -> str:
     }[delivery]()
 
 
-async def _relay(update: Update, context: ContextTypes.DEFAULT_TYPE, case_id: str, text: str) -> None:
+async def _relay(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, case_id: str, text: str, media: Media | None = None
+) -> None:
     user = update.effective_user
     if user is None:
         return
     t = translator(context)
     try:
-        delivery = await casework(context).relay.reply(user.id, case_id, text, reporter_sender(context))
+        delivery = await casework(context).relay.reply(
+            user.id, case_id, text, reporter_sender(context), media
+        )
     except NotAllowed:
         await _refuse(update, context)
         return
@@ -412,10 +430,28 @@ async def on_card_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     """
     message = update.effective_message
     replied = message.reply_to_message if message is not None else None
-    if message is None or replied is None or message.text is None or not await _in_place(update, context):
+    if message is None or replied is None or not await _in_place(update, context):
         return
     thread_id = message.message_thread_id if message.is_topic_message else None
     case_id = await casework(context).case_for_card(message.chat_id, thread_id, replied.message_id)
     if case_id is None:
         return
-    await _relay(update, context, case_id, message.text)
+    media: Media | None = None
+    try:
+        if message.photo:
+            data = await (await message.photo[-1].get_file()).download_as_bytearray()
+            media = sanitise_image(bytes(data))
+        elif message.voice is not None:
+            data = await (await message.voice.get_file()).download_as_bytearray()
+            media = voice_note(bytes(data), message.voice.mime_type)
+    except (UnsupportedMedia, TelegramError) as error:
+        _LOG.warning("Media for case %s not relayed: %s", case_id, type(error).__name__)
+        await _reply(
+            update, translator(context).gettext("This file could not be relayed. Please send it as a photo.")
+        )
+        return
+    text = message.text if message.text is not None else message.caption or ""
+    if not text and media is None:
+        await _reply(update, translator(context).gettext("Only text, photos and voice notes can be relayed."))
+        return
+    await _relay(update, context, case_id, text, media)
