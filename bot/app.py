@@ -240,6 +240,12 @@ def register_handlers(application: BeaconApplication) -> None:
         "revoke": staff.revoke_command,
         "duty": staff.duty_command,
         "reply": staff.reply_command,
+        "note": staff.note_command,
+        "notes": staff.notes_command,
+        "priority": staff.priority_command,
+        "link": staff.link_command,
+        "tag": staff.tag_command,
+        "find": staff.find_command,
     }
     for name, callback in staff_commands.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))

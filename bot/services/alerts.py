@@ -80,6 +80,10 @@ class AlertGateway(Protocol):
         """Post a short notice in the case's topic: information added, or withdrawn by the reporter."""
         ...
 
+    async def rename_topic(self, chat_id: int, thread_id: int, case: CaseView) -> None:
+        """Keep the topic's name (priority, case id, area) in step with the case."""
+        ...
+
     async def alert_operators(self, text_code: str, case_id: str) -> None:
         """Tell the operators (admins) that an alert could not be delivered."""
         ...
@@ -270,5 +274,7 @@ class AlertDispatcher:
                 return
         else:
             await self.gateway.update_card(chat_id, card, case)
+            if thread_id is not None:
+                await self.gateway.rename_topic(chat_id, thread_id, case)
         if item.kind in (OutboxKind.CASE_UPDATE, OutboxKind.WITHDRAWN):
             await self.gateway.post_notice(chat_id, thread_id, case, item.kind)

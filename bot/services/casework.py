@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bot.domain.models import CaseStatus, Priority
+from bot.domain.models import CaseStatus, Condition, Priority
 from bot.domain.records import CaseView, Media
 from bot.domain.workflow import Action, ClosingReason, Role, allowed
 
@@ -70,6 +70,29 @@ class WorkflowPort(Protocol):
     ) -> None: ...
 
     async def record_view(self, case_id: str | None, actor_id: int, action: Action) -> None: ...
+
+    async def override_priority(
+        self, case_id: str, priority: Priority, actor_id: int, reason_code: str
+    ) -> None: ...
+
+    async def add_note(self, case_id: str, text: str, actor_id: int) -> str: ...
+
+    async def notes(self, case_id: str) -> list[tuple[datetime, int | None, str]]: ...
+
+    async def link(self, case_id: str, other_id: str, actor_id: int, *, duplicate: bool) -> None: ...
+
+    async def tag(self, case_id: str, tag: str, actor_id: int) -> None: ...
+
+    async def find(
+        self,
+        *,
+        status: CaseStatus | None = None,
+        priority: Priority | None = None,
+        area_id: str | None = None,
+        condition: Condition | None = None,
+        quarantined: bool = False,
+        limit: int = 50,
+    ) -> Sequence[QueueRowLike]: ...
 
     async def queue(self, limit: int = 20) -> Sequence[QueueRowLike]: ...
 
@@ -157,6 +180,51 @@ class CaseworkService:
         await self.require(actor, Action.VIEW_QUEUE)
         await self.workflow.record_view(None, actor, Action.VIEW_QUEUE)
         return await self.workflow.mine(actor)
+
+    async def override_priority(self, actor: int, case_id: str, priority: Priority, reason: str) -> None:
+        """Set a case's priority by hand, with a short reason code (audited; survives re-triage)."""
+        await self.require(actor, Action.OVERRIDE_PRIORITY)
+        await self._case(case_id)
+        await self.workflow.override_priority(case_id, priority, actor, reason)
+
+    async def note(self, actor: int, case_id: str, text: str) -> None:
+        """Add an internal note (encrypted; never shown to the reporter)."""
+        await self.require(actor, Action.NOTE)
+        await self._case(case_id)
+        await self.workflow.add_note(case_id, text, actor)
+
+    async def notes(self, actor: int, case_id: str) -> list[tuple[datetime, int | None, str]]:
+        await self.require(actor, Action.VIEW_CASE)
+        await self._case(case_id)
+        await self.workflow.record_view(case_id, actor, Action.VIEW_CASE)
+        return await self.workflow.notes(case_id)
+
+    async def link(self, actor: int, case_id: str, other_id: str, *, duplicate: bool) -> None:
+        """Link two cases; as a duplicate, `case_id` is closed in favour of `other_id`."""
+        await self.require(actor, Action.LINK)
+        await self._case(case_id)
+        await self._case(other_id)
+        await self.workflow.link(case_id, other_id, actor, duplicate=duplicate)
+
+    async def tag(self, actor: int, case_id: str, tag: str) -> None:
+        await self.require(actor, Action.TAG)
+        await self._case(case_id)
+        await self.workflow.tag(case_id, tag, actor)
+
+    async def find(
+        self,
+        actor: int,
+        *,
+        status: CaseStatus | None = None,
+        priority: Priority | None = None,
+        area_id: str | None = None,
+        condition: Condition | None = None,
+    ) -> Sequence[QueueRowLike]:
+        await self.require(actor, Action.VIEW_QUEUE)
+        await self.workflow.record_view(None, actor, Action.VIEW_QUEUE)
+        return await self.workflow.find(
+            status=status, priority=priority, area_id=area_id, condition=condition
+        )
 
     async def grant(self, actor: int, user_id: int, role: Role) -> None:
         await self.require(actor, Action.GRANT)

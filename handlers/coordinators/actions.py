@@ -17,7 +17,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.domain.gazetteer import Gazetteer
-from bot.domain.models import CaseStatus
+from bot.domain.models import CaseStatus, Condition, Priority
 from bot.domain.records import Media, MediaKind
 from bot.domain.workflow import ClosingReason, Role
 from bot.i18n import SHIPPED_LOCALES, Translator, get_translator
@@ -29,6 +29,7 @@ from handlers.coordinators.cards import (
     card_markup,
     card_text,
     closing_markup,
+    format_time,
     status_label,
 )
 
@@ -339,6 +340,10 @@ async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             "/queue: open cases, most urgent first\n"
             "/mine: cases assigned to you\n"
             "/case ID: a case's card\n"
+            "/find area=ID status=S priority=P1 indicator=C: search cases\n"
+            "/note ID text, /notes ID: internal notes\n"
+            "/priority ID P1 reason, /tag ID tag, /link ID OTHER [duplicate]\n"
+            "/reply ID text, or reply to a card: a message to the reporter\n"
             "/duty on|off: be alerted when a P1 waits\n"
             "/grant USER_ID ROLE, /revoke USER_ID: roles (admins)\n"
             "Card buttons: claim, move the status, close with a reason, details (sent to you privately)."
@@ -455,3 +460,129 @@ async def on_card_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await _reply(update, translator(context).gettext("Only text, photos and voice notes can be relayed."))
         return
     await _relay(update, context, case_id, text, media)
+
+
+# --- case notes, priority, links, tags, search -------------------------------------------------------------
+
+
+async def _staff_call(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    usage: str,
+    call: Callable[[int, list[str]], Awaitable[str]],
+) -> None:
+    """Run a staff command: usage line on missing arguments, one refusal for the unauthorised."""
+    user = update.effective_user
+    if user is None or not await _in_place(update, context):
+        return
+    t = translator(context)
+    args = list(context.args or [])
+    try:
+        answer = await call(user.id, args)
+    except NotAllowed:
+        await _refuse(update, context)
+        return
+    except UnknownCase:
+        await _reply(update, t.gettext("There is no case with this id."))
+        return
+    except (IndexError, ValueError, KeyError):
+        await _reply(update, usage)
+        return
+    except Exception as error:  # a refused move (e.g. the same tag twice) or a storage failure
+        _LOG.warning("Staff command failed: %s", type(error).__name__)
+        await _reply(update, t.gettext("This change is not possible now."))
+        return
+    _committed(context)
+    await _reply(update, answer)
+
+
+async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/note ID text: an internal note on the case (encrypted, never shown to the reporter)."""
+    t = translator(context)
+    message = update.effective_message
+
+    async def call(actor: int, args: list[str]) -> str:
+        parts = (message.text or "").split(maxsplit=2) if message else []
+        if len(parts) < 3:
+            raise ValueError("usage")
+        await casework(context).service.note(actor, parts[1].upper(), parts[2])
+        return t.gettext("Note added.")
+
+    await _staff_call(update, context, t.gettext("Usage: /note ID text"), call)
+
+
+async def notes_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/notes ID: the case's internal notes, oldest first."""
+    t = translator(context)
+    ctx = casework(context)
+
+    async def call(actor: int, args: list[str]) -> str:
+        notes = await ctx.service.notes(actor, args[0].upper())
+        if not notes:
+            return t.gettext("No notes.")
+        return "\n\n".join(f"{format_time(t, at, ctx.timezone)}: {text}" for at, _author, text in notes)
+
+    await _staff_call(update, context, t.gettext("Usage: /notes ID"), call)
+
+
+async def priority_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/priority ID P1..P4 reason: set the priority by hand, with a reason."""
+    t = translator(context)
+
+    async def call(actor: int, args: list[str]) -> str:
+        if len(args) < 3:
+            raise ValueError("usage")
+        priority = Priority(int(args[1].upper().removeprefix("P")))
+        await casework(context).service.override_priority(
+            actor, args[0].upper(), priority, "_".join(args[2:])
+        )
+        return t.gettext("Priority changed.")
+
+    await _staff_call(update, context, t.gettext("Usage: /priority ID P1|P2|P3|P4 reason"), call)
+
+
+async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/link ID OTHER [duplicate]: link two cases; "duplicate" closes the first in favour of the other."""
+    t = translator(context)
+
+    async def call(actor: int, args: list[str]) -> str:
+        duplicate = len(args) > 2 and args[2].lower() in ("duplicate", "dup")
+        await casework(context).service.link(actor, args[0].upper(), args[1].upper(), duplicate=duplicate)
+        return t.gettext("Cases linked.")
+
+    await _staff_call(update, context, t.gettext("Usage: /link ID OTHER_ID [duplicate]"), call)
+
+
+async def tag_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/tag ID tag: label a case."""
+    t = translator(context)
+
+    async def call(actor: int, args: list[str]) -> str:
+        await casework(context).service.tag(actor, args[0].upper(), args[1])
+        return t.gettext("Tag added.")
+
+    await _staff_call(update, context, t.gettext("Usage: /tag ID tag"), call)
+
+
+async def find_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/find area=ID status=STATUS priority=P1 indicator=CONDITION: search cases."""
+    t = translator(context)
+    ctx = casework(context)
+
+    async def call(actor: int, args: list[str]) -> str:
+        filters_given = dict(arg.split("=", 1) for arg in args)
+        rows = await ctx.service.find(
+            actor,
+            status=CaseStatus(filters_given["status"]) if "status" in filters_given else None,
+            priority=Priority(int(filters_given["priority"].upper().removeprefix("P")))
+            if "priority" in filters_given
+            else None,
+            area_id=filters_given.get("area"),
+            condition=Condition(filters_given["indicator"]) if "indicator" in filters_given else None,
+        )
+        if not rows:
+            return t.gettext("No cases match.")
+        return "\n".join(_row_line(t, row, ctx.gazetteer) for row in rows)
+
+    usage = t.gettext("Usage: /find area=AREA_ID status=STATUS priority=P1 indicator=CONDITION (any of them)")
+    await _staff_call(update, context, usage, call)

@@ -110,6 +110,14 @@ class TelegramAlertGateway:
                 raise TopicGone(str(error)) from None
             raise
 
+    async def rename_topic(self, chat_id: int, thread_id: int, case: CaseView) -> None:
+        try:
+            await call(self.bot.edit_forum_topic(chat_id, thread_id, name=topic_name(case, self.gazetteer)))
+        except GiveUp as error:
+            if "not_modified" in str(error).lower() or "not modified" in str(error).lower():
+                return  # the name did not change
+            raise
+
     async def post_notice(
         self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
     ) -> None:

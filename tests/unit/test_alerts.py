@@ -175,6 +175,7 @@ class FakeGateway:
     def __init__(self, *chat_ids: int) -> None:
         self.chats = {chat_id: Chat() for chat_id in chat_ids}
         self.operator_alerts: list[str] = []
+        self.renamed: list[tuple[str, Priority]] = []
         self.failures: dict[str, list[Exception]] = {}
         self._ids = iter(range(1, 10_000))
 
@@ -223,6 +224,11 @@ class FakeGateway:
         chat = self._enter("post_notice", chat_id)
         self._thread(chat, thread_id)
         chat.messages[next(self._ids)] = Message(thread_id, case.case_id, kind.value)
+
+    async def rename_topic(self, chat_id: int, thread_id: int, case: CaseView) -> None:
+        chat = self._enter("rename_topic", chat_id)
+        self._thread(chat, thread_id)
+        self.renamed.append((case.case_id, case.priority))
 
     async def alert_operators(self, text_code: str, case_id: str) -> None:
         queued = self.failures.get("alert_operators")
