@@ -11,6 +11,7 @@ import functools
 import logging
 import secrets
 from collections.abc import Iterable
+from datetime import time as dt_time
 from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -42,14 +43,16 @@ from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
 from bot.services.casework import CaseworkService
 from bot.services.escalation import EscalationService
+from bot.services.insight import InsightService
 from bot.services.intake import IntakeService
 from bot.services.relay import RelayService, collect_held
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.coordinators import actions as staff
-from handlers.coordinators import watch
+from handlers.coordinators import insight, watch
 from handlers.coordinators.actions import CASEWORK_KEY, CaseworkContext
 from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner, deliver_alerts
 from handlers.coordinators.gateway import TelegramAlertGateway
+from handlers.coordinators.insight import INSIGHT_KEY, InsightContext, daily_digest
 from handlers.coordinators.watch import ESCALATION_KEY, EscalationContext, escalate
 from handlers.errors import on_error
 from handlers.fallback import group_command, unknown_button
@@ -60,6 +63,7 @@ from storage.coordination import CoordinationStore
 from storage.db import open_database
 from storage.migrations import migrate
 from storage.relay import RelayStore
+from storage.stats import StatsStore
 from storage.workflow import StaffStore, WorkflowStore
 
 __all__ = [
@@ -97,6 +101,8 @@ ALERT_BOT_KEY: Final = "beacon.alert_bot"
 RATE_LIMIT_RETRIES: Final = 3
 # How often the outbox is checked for alerts that are due (new ones are sent at once after a commit).
 ALERT_INTERVAL_SECONDS: Final = 2.0
+# The daily digest of open cases is posted at this hour, in the coordinators' time zone.
+DIGEST_HOUR: Final = 8
 
 # Libraries whose chatty levels would put secrets or reporters' words in the log: httpx logs each
 # request URL (it contains the bot token); python-telegram-bot at DEBUG logs every API call's
@@ -246,6 +252,8 @@ def register_handlers(application: BeaconApplication) -> None:
         "link": staff.link_command,
         "tag": staff.tag_command,
         "find": staff.find_command,
+        "stats": insight.stats_command,
+        "hotspots": insight.hotspots_command,
     }
     for name, callback in staff_commands.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
@@ -385,6 +393,12 @@ def build_application(settings: Settings) -> BeaconApplication:
                 ticket_of,
             )
             job_queue.run_repeating(escalate, interval=60, first=30, name="escalation")
+            application.bot_data[INSIGHT_KEY] = InsightContext(InsightService(casework, StatsStore(conn)))
+            job_queue.run_daily(
+                daily_digest,
+                time=dt_time(DIGEST_HOUR, 0, tzinfo=ZoneInfo(settings.coordinator_timezone)),
+                name="daily digest",
+            )
         else:
             _LOG.warning("BEACON_COORDINATOR_CHAT_ID is not set: reports are stored but nobody is alerted")
         application.bot_data[intake.SERVICES_KEY] = intake.IntakeContext(
