@@ -347,6 +347,7 @@ def build_application(settings: Settings) -> BeaconApplication:
                 gazetteer,
                 ZoneInfo(settings.coordinator_timezone),
                 operators=settings.admins,
+                full=settings.group_detail == "full",
             )
             coordination = CoordinationStore(conn, cases)
             dispatcher = AlertDispatcher(coordination, gateway, cases.get_case, settings.coordinator_chat_id)
@@ -378,6 +379,7 @@ def build_application(settings: Settings) -> BeaconApplication:
                 relay=relay,
                 case_for_card=coordination.case_for_message,
                 committed=committed,
+                full=settings.group_detail == "full",
             )
 
             async def ticket_of(case_id: str) -> tuple[int, int | None] | None:

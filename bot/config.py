@@ -44,6 +44,7 @@ _PROBLEMS: dict[str, str] = {
     "coordinator_locale": f"must be one of the shipped locales: {', '.join(SHIPPED_LOCALES)}",
     "coordinator_timezone": "must be an IANA time zone name, like Asia/Phnom_Penh or UTC",
     "p1_escalation_minutes": "must be a whole number of minutes from 1 to 1440",
+    "group_detail": "must be minimal or full",
 }
 
 
@@ -85,6 +86,9 @@ class Settings(BaseSettings):
     reports_per_hour: int = Field(default=5, ge=1, le=1000)
     # Optional JSON file of extra gazetteer countries and areas (see bot/data/gazetteer.json).
     gazetteer: Path | None = None
+    # What the coordinators' group sees on a card: "minimal" (no free text, place text or identity; details
+    # on demand, privately) or "full" (those too). A group can be infiltrated: minimal is the default.
+    group_detail: Literal["minimal", "full"] = "minimal"
     # A P1 case not acknowledged within this many minutes is re-alerted, naming those on duty.
     p1_escalation_minutes: int = Field(default=10, ge=1, le=24 * 60)
     # Language and time zone of the coordinators' tickets (default: BEACON_DEFAULT_LOCALE, UTC).

@@ -50,6 +50,7 @@ class CaseworkContext:
     # (chat id, thread id, message id) of a ticket card → its case id, for replies to a card.
     case_for_card: Callable[[int, int | None, int], Awaitable[str | None]]
     committed: Callable[[ContextTypes.DEFAULT_TYPE], None] | None = None
+    full: bool = False  # BEACON_GROUP_DETAIL=full: cards show details too
 
 
 def casework(context: ContextTypes.DEFAULT_TYPE) -> CaseworkContext:
@@ -250,7 +251,7 @@ async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     except UnknownCase:
         await _reply(update, t.gettext("There is no case with this id."))
         return
-    await _reply(update, card_text(t, case, ctx.gazetteer, ctx.timezone), card_markup(t, case))
+    await _reply(update, card_text(t, case, ctx.gazetteer, ctx.timezone, full=ctx.full), card_markup(t, case))
 
 
 async def grant_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -113,8 +113,11 @@ def topic_name(case: CaseView, gazetteer: Gazetteer) -> str:
     return name[:MAX_TOPIC_NAME]
 
 
-def card_text(t: Translator, case: CaseView, gazetteer: Gazetteer, timezone: ZoneInfo) -> str:
-    """The ticket card (minimal level): what a caseworker needs to act, nothing that identifies anyone."""
+def card_text(
+    t: Translator, case: CaseView, gazetteer: Gazetteer, timezone: ZoneInfo, *, full: bool = False
+) -> str:
+    """The ticket card. Minimal (default): what a caseworker needs to act, nothing that identifies anyone.
+    Full (BEACON_GROUP_DETAIL=full): also the place text, the reporter's words and who the person is."""
     _ = t.gettext
     report = case.report
     dash = "—"
@@ -153,7 +156,11 @@ def card_text(t: Translator, case: CaseView, gazetteer: Gazetteer, timezone: Zon
         lines.append(_("Tags: {tags}").format(tags=", ".join(case.tags)))
     if case.linked_case_ids:
         lines.append(_("Linked cases: {cases}").format(cases=", ".join(case.linked_case_ids)))
-    extras = len(case.additions) + case.media_count + (1 if report.details else 0)
+    if full:
+        lines += _full_details(t, case)
+        extras = case.media_count
+    else:
+        extras = len(case.additions) + case.media_count + (1 if report.details else 0)
     if extras:
         # TRANSLATORS: Free text, photos and voice notes are not shown on the group's card.
         further = t.ngettext(
@@ -163,6 +170,32 @@ def card_text(t: Translator, case: CaseView, gazetteer: Gazetteer, timezone: Zon
         )
         lines.append(further.format(count=extras))
     return "\n".join(lines)
+
+
+FULL_TEXT_PREVIEW = 600  # a card stays well under Telegram's 4096 characters
+
+
+def _full_details(t: Translator, case: CaseView) -> list[str]:
+    """The lines only a `full` card shows: place text, the reporter's words (shortened), the person."""
+    _ = t.gettext
+    report = case.report
+    lines = []
+    if report.place.details:
+        lines.append(_("Place: {text}").format(text=_shorten(report.place.details, 300)))
+    if report.details:
+        lines.append(_("Report: {text}").format(text=_shorten(report.details, FULL_TEXT_PREVIEW)))
+    for addition in case.additions[-3:]:
+        lines.append(_("Added later: {text}").format(text=_shorten(addition, 300)))
+    victim = report.victim
+    identity = [victim.name, victim.nationality, victim.passport_number]
+    if any(identity):
+        lines.append(_("Person: {text}").format(text=", ".join(part for part in identity if part)))
+    return lines
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_time(t: Translator, moment: datetime, timezone: ZoneInfo) -> str:

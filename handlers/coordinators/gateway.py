@@ -66,12 +66,15 @@ class TelegramAlertGateway:
         gazetteer: Gazetteer,
         timezone: ZoneInfo,
         operators: Sequence[int] = (),
+        *,
+        full: bool = False,
     ) -> None:
         self.bot = bot
         self.t = translator
         self.gazetteer = gazetteer
         self.timezone = timezone
         self.operators = tuple(operators)
+        self.full = full
 
     async def open_topic(self, chat_id: int, case: CaseView) -> int | None:
         try:
@@ -86,7 +89,7 @@ class TelegramAlertGateway:
         message = await call(
             self.bot.send_message(
                 chat_id,
-                card_text(self.t, case, self.gazetteer, self.timezone),
+                card_text(self.t, case, self.gazetteer, self.timezone, full=self.full),
                 message_thread_id=thread_id,
                 reply_markup=card_markup(self.t, case),
             )
@@ -97,7 +100,7 @@ class TelegramAlertGateway:
         try:
             await call(
                 self.bot.edit_message_text(
-                    card_text(self.t, case, self.gazetteer, self.timezone),
+                    card_text(self.t, case, self.gazetteer, self.timezone, full=self.full),
                     chat_id=chat_id,
                     message_id=message_id,
                     reply_markup=card_markup(self.t, case),
