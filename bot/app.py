@@ -38,6 +38,7 @@ from telegram.ext import (
 from bot.config import LogLevel, Settings
 from bot.crypto import Keyring
 from bot.domain.gazetteer import load_gazetteer
+from bot.domain.routing import load_routing
 from bot.i18n import SHIPPED_LOCALES, get_translator, load_catalogs
 from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
@@ -314,6 +315,7 @@ def build_application(settings: Settings) -> BeaconApplication:
     """
     load_catalogs()
     gazetteer = load_gazetteer(settings.gazetteer)
+    routing = load_routing(settings.routing)
     resources = Resources(settings)
 
     async def post_init(application: BeaconApplication) -> None:
@@ -350,7 +352,14 @@ def build_application(settings: Settings) -> BeaconApplication:
                 full=settings.group_detail == "full",
             )
             coordination = CoordinationStore(conn, cases)
-            dispatcher = AlertDispatcher(coordination, gateway, cases.get_case, settings.coordinator_chat_id)
+            default_chat = settings.coordinator_chat_id
+            dispatcher = AlertDispatcher(
+                coordination,
+                gateway,
+                cases.get_case,
+                default_chat,
+                route=lambda case: routing.chat_for(case.report, default_chat),
+            )
             application.bot_data[ALERTS_KEY] = AlertRunner(dispatcher)
             job_queue.run_repeating(deliver_alerts, interval=ALERT_INTERVAL_SECONDS, first=1, name="alerts")
 
@@ -358,10 +367,10 @@ def build_application(settings: Settings) -> BeaconApplication:
                 """Deliver the new alert now rather than at the next tick."""
                 job_queue.run_once(deliver_alerts, 0, name="alerts now")
 
-            configured_chat = settings.coordinator_chat_id
-
             async def coordinator_chats() -> list[int]:
-                return sorted({configured_chat, await dispatcher.chat_id()})
+                """Every coordinators' group (routed ones too), before and after any migration."""
+                configured = routing.chats(default_chat)
+                return sorted({*configured, *[await dispatcher.resolve(chat) for chat in configured]})
 
             staff_store = StaffStore(conn)
             granted = await staff_store.seed_admins(settings.admins)

@@ -103,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import run_polling, run_webhook, webhook_path
+    from bot.domain.gazetteer import GazetteerError
+    from bot.domain.routing import RoutingError
     from bot.i18n import CatalogError
     from storage.db import StorageError
 
@@ -127,6 +129,9 @@ def _run(args: argparse.Namespace) -> int:
     except (StorageError, CatalogError) as exc:
         _error("error", str(exc))
         return EXIT_FAILURE
+    except (GazetteerError, RoutingError) as exc:
+        _error("configuration error", str(exc))
+        return EXIT_USAGE
     return 0
 
 

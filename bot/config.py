@@ -45,6 +45,7 @@ _PROBLEMS: dict[str, str] = {
     "coordinator_timezone": "must be an IANA time zone name, like Asia/Phnom_Penh or UTC",
     "p1_escalation_minutes": "must be a whole number of minutes from 1 to 1440",
     "group_detail": "must be minimal or full",
+    "routing": "must be the path of a TOML routing file",
 }
 
 
@@ -89,6 +90,8 @@ class Settings(BaseSettings):
     # What the coordinators' group sees on a card: "minimal" (no free text, place text or identity; details
     # on demand, privately) or "full" (those too). A group can be infiltrated: minimal is the default.
     group_detail: Literal["minimal", "full"] = "minimal"
+    # Optional TOML file of routing rules sending cases to other coordinators' groups (bot/domain/routing.py).
+    routing: Path | None = None
     # A P1 case not acknowledged within this many minutes is re-alerted, naming those on duty.
     p1_escalation_minutes: int = Field(default=10, ge=1, le=24 * 60)
     # Language and time zone of the coordinators' tickets (default: BEACON_DEFAULT_LOCALE, UTC).

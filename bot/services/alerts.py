@@ -158,11 +158,14 @@ class AlertDispatcher:
         rng: random.Random | None = None,
         per_minute: int = GROUP_MESSAGES_PER_MINUTE,
         monotonic: Callable[[], float] = time.monotonic,
+        route: Callable[[CaseView], int] | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
         self.load_case = load_case
         self.default_chat_id = default_chat_id
+        # Which configured group a case belongs to (routing rules); by default, the one group.
+        self.route = route or (lambda _case: default_chat_id)
         self.clock = clock
         self.rng = rng or random.Random()
         self.per_minute = per_minute
@@ -188,15 +191,19 @@ class AlertDispatcher:
         now = self.monotonic()
         self._recent.extend([now] * MESSAGES_PER_ALERT)
 
-    @property
-    def _migration_key(self) -> str:
+    @staticmethod
+    def _migration_key(configured: int) -> str:
         # Keyed by the configured chat: an operator who configures another group starts afresh.
-        return f"{MIGRATED_CHAT_KEY}:{self.default_chat_id}"
+        return f"{MIGRATED_CHAT_KEY}:{configured}"
 
-    async def chat_id(self) -> int:
-        """The coordinators' chat: the configured one, or where Telegram said it migrated to."""
-        moved = await self.store.get_value(self._migration_key)
-        return int(moved) if moved else self.default_chat_id
+    async def resolve(self, configured: int) -> int:
+        """A configured chat, or where Telegram said it migrated to."""
+        moved = await self.store.get_value(self._migration_key(configured))
+        return int(moved) if moved else configured
+
+    async def chat_id(self, case: CaseView | None = None) -> int:
+        """The coordinators' chat for `case` (routing rules), or the default one; migrations followed."""
+        return await self.resolve(self.default_chat_id if case is None else self.route(case))
 
     async def run_round(self, limit: int = BATCH) -> RoundResult:
         """Deliver up to `limit` due items. Stops early when the group is rate limited (429)."""
@@ -246,7 +253,7 @@ class AlertDispatcher:
                 break
             except ChatMoved as moved:
                 _LOG.warning("Coordinators' chat migrated; following it")
-                await self.store.set_value(self._migration_key, str(moved.new_chat_id))
+                await self.store.set_value(self._migration_key(self.route(case)), str(moved.new_chat_id))
                 await self.store.forget_ticket(item.case_id)
             except TopicGone:
                 _LOG.warning("Topic of case %s is gone; opening a new one", item.case_id)
@@ -256,7 +263,7 @@ class AlertDispatcher:
         await self.store.mark_sent(item.id)
 
     async def _deliver_to(self, item: OutboxItem, case: CaseView) -> None:
-        chat_id = await self.chat_id()
+        chat_id = await self.chat_id(case)
         ticket = await self.store.ticket(item.case_id)
         if ticket is not None and ticket.chat_id != chat_id:
             ticket = None  # the group moved: the old topic is unreachable
