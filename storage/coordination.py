@@ -57,6 +57,23 @@ class CoordinationStore:
         )
         return int(next(iter(rows))[0])
 
+    async def unannounced(self, lowest: int, limit: int) -> list[tuple[int, str]]:
+        """(outbox id, case id) of due-or-waiting new-case alerts of priority `lowest` or lower (P3, P4)
+        not yet announced in a digest, oldest first."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT id, case_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL "
+            "AND announced_at IS NULL AND kind = 'new_case' AND priority >= ? ORDER BY id LIMIT ?",
+            (lowest, limit),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def mark_announced(self, outbox_ids: list[int]) -> None:
+        async with transaction(self._conn):
+            await self._conn.executemany(
+                "UPDATE outbox SET announced_at = ? WHERE id = ?",
+                [(to_db_time(self._clock()), outbox_id) for outbox_id in outbox_ids],
+            )
+
     async def mark_sent(self, outbox_id: int) -> None:
         await self.cases.mark_sent(outbox_id)
 

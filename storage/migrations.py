@@ -298,6 +298,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         END;
         """,
     ),
+    Migration(
+        "0006_burst_digest",
+        """
+        -- During a burst, lower-priority new cases are first announced together in one digest message;
+        -- their own topic and card follow as the group's rate limit allows.
+        ALTER TABLE outbox ADD COLUMN announced_at TEXT;
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

@@ -13,11 +13,12 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from bot.domain.models import Priority
 from bot.domain.records import CaseView, OutboxItem, OutboxKind
 
 _LOG = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ MAX_BACKOFF_SECONDS = 300.0
 GROUP_MESSAGES_PER_MINUTE = 20
 # A new ticket costs two messages (the topic's opening and the card); an update costs two (edit, notice).
 MESSAGES_PER_ALERT = 2
+# At least this many lower-priority (P3, P4) new cases waiting make a burst: they are announced together
+# in one digest at once, and their topics and cards follow as the rate limit allows.
+BURST_THRESHOLD = 6
+DIGEST_MAX_CASES = 30
 
 
 class DeliveryError(Exception):
@@ -88,6 +93,10 @@ class AlertGateway(Protocol):
         """Tell the operators (admins) that an alert could not be delivered."""
         ...
 
+    async def post_digest(self, chat_id: int, cases: Sequence[CaseView]) -> None:
+        """Announce several lower-priority cases in one message (their own tickets follow)."""
+        ...
+
 
 class TicketStore(Protocol):
     """What delivery needs from storage (implemented by storage.coordination.CoordinationStore)."""
@@ -111,6 +120,15 @@ class TicketStore(Protocol):
     async def get_value(self, key: str) -> str | None: ...
 
     async def set_value(self, key: str, value: str) -> None: ...
+
+
+@runtime_checkable
+class BurstStore(Protocol):
+    """Optional: the digest bookkeeping (storage.coordination.CoordinationStore has it)."""
+
+    async def unannounced(self, lowest: int, limit: int) -> list[tuple[int, str]]: ...
+
+    async def mark_announced(self, outbox_ids: list[int]) -> None: ...
 
 
 class TicketLike(Protocol):
@@ -211,6 +229,8 @@ class AlertDispatcher:
         held = self._paused_until - self.monotonic()
         if held > 0:
             return RoundResult(paused_for=held)
+        if isinstance(self.store, BurstStore) and not self._wait_for_budget():
+            await self._fold_burst(self.store)
         for item in await self.store.due(limit, self.clock()):
             pause = self._wait_for_budget()
             if pause:
@@ -242,6 +262,26 @@ class AlertDispatcher:
             else:
                 sent += 1
         return RoundResult(sent, retried, dead)
+
+    async def _fold_burst(self, store: BurstStore) -> None:
+        """In a burst, announce the waiting lower-priority cases in one digest (per group) right away."""
+        waiting = await store.unannounced(Priority.P3.value, DIGEST_MAX_CASES)
+        if len(waiting) < BURST_THRESHOLD:
+            return
+        by_chat: dict[int, list[CaseView]] = {}
+        for _outbox_id, case_id in waiting:
+            case = await self.load_case(case_id)
+            if case is not None:
+                by_chat.setdefault(await self.chat_id(case), []).append(case)
+        try:
+            for chat_id, cases in by_chat.items():
+                self._spent()
+                await self.gateway.post_digest(chat_id, cases)
+        except DeliveryError as error:
+            _LOG.warning("Burst digest not posted (%s); the tickets still follow one by one", error)
+            return
+        await store.mark_announced([outbox_id for outbox_id, _case in waiting])
+        _LOG.info("Burst: %d lower-priority cases announced in a digest", len(waiting))
 
     async def _deliver(self, item: OutboxItem) -> None:
         case = await self.load_case(item.case_id)

@@ -7,7 +7,7 @@ which Beacon does not hold. Cards are plain text: nothing from a report can beco
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -210,6 +210,24 @@ def notice_text(t: Translator, kind: OutboxKind) -> str:
     if kind is OutboxKind.WITHDRAWN:
         return _("The reporter withdrew this report. A captor may have forced this: treat the case as open.")
     return _("The reporter added information. The card above is up to date.")
+
+
+def digest_text(t: Translator, cases: Sequence[CaseView], gazetteer: Gazetteer) -> str:
+    """One message announcing several lower-priority cases during a burst."""
+    header = t.ngettext(
+        "{count} lower-priority case arrived during a burst; its topic follows:",
+        "{count} lower-priority cases arrived during a burst; their topics follow:",
+        len(cases),
+    ).format(count=len(cases))
+    lines = [header]
+    for case in cases:
+        area = gazetteer.area(case.report.place.area_id) if case.report.place.area_id else None
+        reasons = ", ".join(reason_label(t, r) for r in case.reasons[:3]) or "—"
+        where = area.name if area is not None else "—"
+        lines.append(
+            f"{PRIORITY_MARK[case.priority]} P{case.priority.value} · {case.case_id} · {where} · {reasons}"
+        )
+    return "\n".join(lines)
 
 
 def operator_alert_text(t: Translator, case_id: str) -> str:

@@ -20,7 +20,14 @@ from bot.domain.gazetteer import Gazetteer
 from bot.domain.records import CaseView, OutboxKind
 from bot.i18n import Translator
 from bot.services.alerts import ChatMoved, DeliveryError, GiveUp, TopicGone, TryAgain
-from handlers.coordinators.cards import card_markup, card_text, notice_text, operator_alert_text, topic_name
+from handlers.coordinators.cards import (
+    card_markup,
+    card_text,
+    digest_text,
+    notice_text,
+    operator_alert_text,
+    topic_name,
+)
 
 _LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,6 +132,9 @@ class TelegramAlertGateway:
         self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
     ) -> None:
         await call(self.bot.send_message(chat_id, notice_text(self.t, kind), message_thread_id=thread_id))
+
+    async def post_digest(self, chat_id: int, cases: Sequence[CaseView]) -> None:
+        await call(self.bot.send_message(chat_id, digest_text(self.t, cases, self.gazetteer)))
 
     async def alert_operators(self, text_code: str, case_id: str) -> None:
         """Best effort: tell each admin privately (only those who have started the bot can be reached)."""
