@@ -306,6 +306,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE outbox ADD COLUMN announced_at TEXT;
         """,
     ),
+    Migration(
+        "0007_held_media",
+        """
+        -- A held team message may carry a sanitised photo or voice note (encrypted like the text).
+        ALTER TABLE reporter_messages ADD COLUMN media_kind TEXT;
+        ALTER TABLE reporter_messages ADD COLUMN media_mime TEXT;
+        ALTER TABLE reporter_messages ADD COLUMN media BLOB;
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

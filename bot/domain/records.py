@@ -88,3 +88,12 @@ class OutboxItem(BaseModel):
     created_at: datetime
     attempts: int
     sent_at: datetime | None
+
+
+class TeamMessage(BaseModel):
+    """A message from the team held for a reporter until they check in: text and/or sanitised media."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    media: Media | None = None

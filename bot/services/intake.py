@@ -18,7 +18,7 @@ from typing import Protocol
 from bot import crypto
 from bot.domain.corroboration import find_corroborating
 from bot.domain.models import CaseStatus, CaseSummary, ContactPreference, Priority, Report, Triage
-from bot.domain.records import CaseView, Media, NewCase
+from bot.domain.records import CaseView, Media, NewCase, TeamMessage
 from bot.domain.triage import triage
 
 # GlobaLeaks allows 10 reports an hour per source; Beacon is stricter by default. Reports over the limit
@@ -92,7 +92,7 @@ class StatusView:
     case_id: str
     status: CaseStatus
     withdrawn: bool
-    messages: tuple[str, ...] = ()
+    messages: tuple[TeamMessage, ...] = ()
 
 
 def _utcnow() -> datetime:
@@ -109,7 +109,7 @@ class IntakeService:
         *,
         reports_per_hour: int = DEFAULT_REPORTS_PER_HOUR,
         clock: Callable[[], datetime] = _utcnow,
-        inbox: Callable[[str], Awaitable[list[str]]] | None = None,
+        inbox: Callable[[str], Awaitable[list[TeamMessage]]] | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring

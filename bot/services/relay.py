@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.domain.models import ContactPreference
-from bot.domain.records import Media
+from bot.domain.records import Media, TeamMessage
 from bot.domain.workflow import Action
 from bot.services.casework import CaseworkService, UnknownCase
 
@@ -24,18 +24,17 @@ class Delivery(StrEnum):
 
     SENT = "sent"
     HELD = "held"  # the reporter asked to be written to only when they check in
-    HELD_TEXT_ONLY = "held_text_only"  # held, but a photo or voice note is not kept for later
     UNREACHABLE = "unreachable"  # could not be delivered now (blocked the bot): held for /status
     NO_CONTACT = "no_contact"  # the reporter asked not to be contacted
     WITHDRAWN = "withdrawn"  # the reporter withdrew: nobody to write to
 
 
 class RelayPort(Protocol):
-    async def hold(self, case_id: str, text: str, actor_id: int) -> str: ...
+    async def hold(self, case_id: str, text: str, actor_id: int, media: Media | None = None) -> str: ...
 
     async def record_sent(self, case_id: str, actor_id: int) -> None: ...
 
-    async def waiting(self, case_id: str) -> list[tuple[str, str]]: ...
+    async def waiting(self, case_id: str) -> list[tuple[str, TeamMessage]]: ...
 
     async def erase(self, message_ids: Sequence[str]) -> None: ...
 
@@ -74,24 +73,21 @@ class RelayService:
         if preference is None or preference is ContactPreference.NO:
             return Delivery.NO_CONTACT
         if preference is ContactPreference.ON_CHECK_IN:
-            # Media is never kept for later: a held message is its text only.
-            if text:
-                await self.store.hold(case_id, text, actor)
-            return Delivery.HELD if media is None else Delivery.HELD_TEXT_ONLY
+            await self.store.hold(case_id, text, actor, media)
+            return Delivery.HELD
         chat_id = await self.contacts.contact_chat_id(case_id)
         if chat_id is not None and await send(chat_id, text, case.report.language, media):
             await self.store.record_sent(case_id, actor)
             return Delivery.SENT
-        if text:
-            await self.store.hold(case_id, text, actor)
+        await self.store.hold(case_id, text, actor, media)
         return Delivery.UNREACHABLE
 
 
-async def collect_held(store: RelayPort, case_id: str) -> list[str]:
+async def collect_held(store: RelayPort, case_id: str) -> list[TeamMessage]:
     """The messages held for a case (for its reporter's /status), erased once collected."""
     waiting = await store.waiting(case_id)
     await store.erase([message_id for message_id, _ in waiting])
-    return [text for _, text in waiting]
+    return [message for _, message in waiting]
 
 
 __all__ = ["Delivery", "RelayService", "UnknownCase", "collect_held"]

@@ -380,9 +380,6 @@ def _delivery_text(t: Translator, delivery: Delivery) -> str:
     return {
         Delivery.SENT: lambda: _("Sent to the reporter."),
         Delivery.HELD: lambda: _("Held: the reporter will see it when they check in with /status."),
-        Delivery.HELD_TEXT_ONLY: lambda: _(
-            "Held: the reporter will see the text when they check in; photos and voice notes are not kept."
-        ),
         Delivery.UNREACHABLE: lambda: _(
             "The reporter cannot be reached now; they will see it when they check in."
         ),

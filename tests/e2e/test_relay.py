@@ -395,3 +395,33 @@ async def test_a_photo_replied_to_the_card_reaches_the_reporter(harness: Harness
     photos = [m for m in await r.bot_messages() if "photo" in m]
     assert (answers, len(photos)) == ([SENT], 1)
     await nothing_forwarded(h)
+
+
+async def test_a_photo_held_for_check_in_is_shown_sanitised_at_the_next_status(harness: Harness) -> None:
+    """Contact "on check-in": a photo replied to the card is held (encrypted) and shown, with its caption,
+    when the reporter next sends /status; then it is erased."""
+    h = harness
+    zelda = await caseworker(h)
+    r, case_id = await open_case(h, plan("on_check_in"), language_code="vi")
+    card = await the_card(h, case_id)
+    await h.sb.send(
+        zelda,
+        chat_id=h.group_id,
+        message_thread_id=await thread_of(h, case_id),
+        reply_to_message_id=card["message_id"],
+        photo={"caption": "Zqheldphoto is this the building?"},
+    )
+    await handled_so_far(h, zelda)
+    assert await held_rows(h, case_id) == 1
+    await assert_encrypted_at_rest(h, case_id, "Zqheldphoto")
+    sent = await r.sb.send_text(r.user_id, "/status", bot_id=r.bot_id)
+    photo = await r.sb.wait_for_message(
+        r.user_id,
+        bot_id=r.bot_id,
+        after_message_id=sent["message"]["message_id"],
+        predicate=lambda m: "photo" in m,
+    )
+    assert "Zqheldphoto is this the building?" in photo["caption"]
+    image = await h.sb.file_bytes(photo["photo"][-1]["file_id"])
+    assert image.startswith(b"\xff\xd8"), "re-encoded as JPEG (metadata stripped)"
+    assert await held_rows(h, case_id) == 0
