@@ -140,7 +140,19 @@ async def test_a_person_files_a_whole_report_in_the_browser(demo: DemoWorld, pag
     assert await bubbles.count() == 1, "the conversation is wiped, only the receipt remains"
     with sqlite3.connect(tmp_path / "demo.db") as db:
         assert db.execute("SELECT count(*) FROM cases WHERE area_id = 'kh-poipet'").fetchone() == (1,)
-        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() >= (1,)
+
+    # The coordinators' side: the case's topic appears, its card shows, and Claim works from the browser.
+    topic = page.get_by_test_id("topic-button").filter(has_text="Poipet")
+    await topic.wait_for(timeout=20_000)
+    await topic.click()
+    group = page.get_by_test_id("group-transcript")
+    card = group.get_by_test_id("message").filter(has_text="Why:")
+    await card.wait_for(timeout=15_000)
+    assert "Poipet, Cambodia" in await card.inner_text()
+    await card.get_by_test_id("inline-button").filter(has_text="Claim").click()
+    await group.get_by_test_id("message").filter(has_text="Assigned to: Demo").wait_for(timeout=15_000)
+    await page.screenshot(path=str(tmp_path / "coordinators.png"))
 
 
 async def test_every_shipped_script_has_a_font_and_urdu_reads_right_to_left(demo: DemoWorld, page) -> None:
