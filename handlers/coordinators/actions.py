@@ -18,12 +18,13 @@ from telegram.ext import ContextTypes
 
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import CaseStatus, Condition, Priority
-from bot.domain.records import Media, MediaKind
+from bot.domain.records import Media
 from bot.domain.workflow import ClosingReason, Role
 from bot.i18n import SHIPPED_LOCALES, Translator, get_translator
 from bot.services.casework import CaseworkService, NotAllowed, QueueRowLike, UnknownCase
 from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
 from bot.services.relay import Delivery, RelayService, Sender
+from handlers.common import send_with_media, team_message
 from handlers.coordinators.cards import (
     CARD_PREFIX,
     card_markup,
@@ -65,7 +66,7 @@ def translator(context: ContextTypes.DEFAULT_TYPE) -> Translator:
     return get_translator(casework(context).locale)
 
 
-async def _in_place(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def in_place(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """Actions are accepted only in the coordinators' chats or in a private chat with the bot."""
     chat = update.effective_chat
     if chat is None:
@@ -87,7 +88,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     _ = translator(context).gettext
     parts = (query.data or "").split(":")
-    if len(parts) not in (3, 4) or parts[0] != CARD_PREFIX or not await _in_place(update, context):
+    if len(parts) not in (3, 4) or parts[0] != CARD_PREFIX or not await in_place(update, context):
         await query.answer(_("This button is no longer active."))
         return
     verb, case_id = parts[1], parts[2]
@@ -167,10 +168,7 @@ async def _send_details(update: Update, context: ContextTypes.DEFAULT_TYPE, case
         if place.latitude is not None and place.longitude is not None:
             await context.bot.send_location(user.id, place.latitude, place.longitude, protect_content=True)
         for item in media:
-            if item.kind is MediaKind.PHOTO:
-                await context.bot.send_photo(user.id, item.content, protect_content=True)
-            else:
-                await context.bot.send_voice(user.id, item.content, protect_content=True)
+            await send_with_media(context.bot, user.id, "", item, protect_content=True)
     except Forbidden:
         await query.answer(_("Open a private chat with me first, then press Details again."), show_alert=True)
         return
@@ -185,14 +183,14 @@ async def _send_details(update: Update, context: ContextTypes.DEFAULT_TYPE, case
 # --- commands ---------------------------------------------------------------------------------------------
 
 
-async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+async def reply_to(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     message = update.effective_message
     if message is not None:
         await message.reply_text(text, reply_markup=markup)
 
 
-async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _reply(update, translator(context).gettext("You are not allowed to do this."))
+async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply_to(update, translator(context).gettext("You are not allowed to do this."))
 
 
 def _row_line(t: Translator, row: QueueRowLike, gazetteer: Gazetteer) -> str:
@@ -217,41 +215,43 @@ async def mine_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def _list(update: Update, context: ContextTypes.DEFAULT_TYPE, *, mine: bool) -> None:
     user = update.effective_user
-    if user is None or not await _in_place(update, context):
+    if user is None or not await in_place(update, context):
         return
     t = translator(context)
     ctx = casework(context)
     try:
         rows = await (ctx.service.mine(user.id) if mine else ctx.service.queue(user.id))
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
     if not rows:
-        await _reply(update, t.gettext("No open cases."))
+        await reply_to(update, t.gettext("No open cases."))
         return
-    await _reply(update, "\n".join(_row_line(t, row, ctx.gazetteer) for row in rows))
+    await reply_to(update, "\n".join(_row_line(t, row, ctx.gazetteer) for row in rows))
 
 
 async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/case ID: the case's card, with its buttons."""
     user = update.effective_user
-    if user is None or not await _in_place(update, context):
+    if user is None or not await in_place(update, context):
         return
     t = translator(context)
     ctx = casework(context)
     args = context.args or []
     if len(args) != 1:
-        await _reply(update, t.gettext("Send /case followed by the case id, for example /case K7MX-Q9PT."))
+        await reply_to(update, t.gettext("Send /case followed by the case id, for example /case K7MX-Q9PT."))
         return
     try:
         case = await ctx.service.view_case(user.id, args[0].strip().upper())
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
     except UnknownCase:
-        await _reply(update, t.gettext("There is no case with this id."))
+        await reply_to(update, t.gettext("There is no case with this id."))
         return
-    await _reply(update, card_text(t, case, ctx.gazetteer, ctx.timezone, full=ctx.full), card_markup(t, case))
+    await reply_to(
+        update, card_text(t, case, ctx.gazetteer, ctx.timezone, full=ctx.full), card_markup(t, case)
+    )
 
 
 async def grant_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -267,7 +267,7 @@ async def revoke_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *, grant: bool) -> None:
     user = update.effective_user
     message = update.effective_message
-    if user is None or message is None or not await _in_place(update, context):
+    if user is None or message is None or not await in_place(update, context):
         return
     t = translator(context)
     _ = t.gettext
@@ -298,25 +298,27 @@ async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *
             if grant
             else _("Usage: /revoke USER_ID, or reply to the person's message with /revoke.")
         )
-        await _reply(update, usage)
+        await reply_to(update, usage)
         return
     service = casework(context).service
     try:
         if grant and role is not None:
             await service.grant(user.id, target, role)
-            await _reply(update, _("Done: {user_id} is now {role}.").format(user_id=target, role=role.value))
+            await reply_to(
+                update, _("Done: {user_id} is now {role}.").format(user_id=target, role=role.value)
+            )
         else:
             changed = await service.revoke(user.id, target)
             done = _("Done: {user_id} has no role now.").format(user_id=target)
-            await _reply(update, done if changed else _("Nothing to revoke."))
+            await reply_to(update, done if changed else _("Nothing to revoke."))
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
 
 
 async def duty_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/duty on|off: mark yourself on duty (mentioned when a P1 waits)."""
     user = update.effective_user
-    if user is None or not await _in_place(update, context):
+    if user is None or not await in_place(update, context):
         return
     _ = translator(context).gettext
     args = [a.lower() for a in (context.args or [])]
@@ -325,17 +327,17 @@ async def duty_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await casework(context).service.seen_as(user.id, user.first_name)
         await casework(context).service.duty(user.id, on)
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
-    await _reply(update, _("You are on duty.") if on else _("You are off duty."))
+    await reply_to(update, _("You are on duty.") if on else _("You are off duty."))
 
 
 async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help in the coordinators' group: the caseworkers' commands."""
-    if not await _in_place(update, context):
+    if not await in_place(update, context):
         return
     _ = translator(context).gettext
-    await _reply(
+    await reply_to(
         update,
         _(
             "/queue: open cases, most urgent first\n"
@@ -360,14 +362,8 @@ def reporter_sender(context: ContextTypes.DEFAULT_TYPE) -> Sender:
 
     async def send(chat_id: int, text: str, language: str, media: Media | None) -> bool:
         t = get_translator(language if language in SHIPPED_LOCALES else casework(context).locale)
-        body = t.gettext("Message from the team:\n\n{text}").format(text=text)
         try:
-            if media is None:
-                await context.bot.send_message(chat_id, body)
-            elif media.kind is MediaKind.PHOTO:
-                await context.bot.send_photo(chat_id, media.content, caption=body[:1024])
-            else:
-                await context.bot.send_voice(chat_id, media.content, caption=body[:1024])
+            await send_with_media(context.bot, chat_id, team_message(t, text), media)
         except (Forbidden, BadRequest):
             return False  # blocked the bot, or the chat is gone: held for the next /status
         return True
@@ -400,26 +396,26 @@ async def _relay(
             user.id, case_id, text, reporter_sender(context), media
         )
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
     except UnknownCase:
-        await _reply(update, t.gettext("There is no case with this id."))
+        await reply_to(update, t.gettext("There is no case with this id."))
         return
     except ValueError:
-        await _reply(update, t.gettext("Send /reply followed by the case id and your message."))
+        await reply_to(update, t.gettext("Send /reply followed by the case id and your message."))
         return
     _LOG.info("Case %s: reply from staff %s", case_id, delivery.value)
-    await _reply(update, _delivery_text(t, delivery))
+    await reply_to(update, _delivery_text(t, delivery))
 
 
 async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reply ID text: relay a message to the case's reporter, following their contact preference."""
     message = update.effective_message
-    if message is None or message.text is None or not await _in_place(update, context):
+    if message is None or message.text is None or not await in_place(update, context):
         return
     parts = message.text.split(maxsplit=2)
     if len(parts) < 3:
-        await _reply(
+        await reply_to(
             update, translator(context).gettext("Send /reply followed by the case id and your message.")
         )
         return
@@ -433,7 +429,7 @@ async def on_card_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     """
     message = update.effective_message
     replied = message.reply_to_message if message is not None else None
-    if message is None or replied is None or not await _in_place(update, context):
+    if message is None or replied is None or not await in_place(update, context):
         return
     thread_id = message.message_thread_id if message.is_topic_message else None
     case_id = await casework(context).case_for_card(message.chat_id, thread_id, replied.message_id)
@@ -449,13 +445,15 @@ async def on_card_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             media = voice_note(bytes(data), message.voice.mime_type)
     except (UnsupportedMedia, TelegramError) as error:
         _LOG.warning("Media for case %s not relayed: %s", case_id, type(error).__name__)
-        await _reply(
+        await reply_to(
             update, translator(context).gettext("This file could not be relayed. Please send it as a photo.")
         )
         return
     text = message.text if message.text is not None else message.caption or ""
     if not text and media is None:
-        await _reply(update, translator(context).gettext("Only text, photos and voice notes can be relayed."))
+        await reply_to(
+            update, translator(context).gettext("Only text, photos and voice notes can be relayed.")
+        )
         return
     await _relay(update, context, case_id, text, media)
 
@@ -471,27 +469,27 @@ async def _staff_call(
 ) -> None:
     """Run a staff command: usage line on missing arguments, one refusal for the unauthorised."""
     user = update.effective_user
-    if user is None or not await _in_place(update, context):
+    if user is None or not await in_place(update, context):
         return
     t = translator(context)
     args = list(context.args or [])
     try:
         answer = await call(user.id, args)
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
     except UnknownCase:
-        await _reply(update, t.gettext("There is no case with this id."))
+        await reply_to(update, t.gettext("There is no case with this id."))
         return
     except (IndexError, ValueError, KeyError):
-        await _reply(update, usage)
+        await reply_to(update, usage)
         return
     except Exception as error:  # a refused move (e.g. the same tag twice) or a storage failure
         _LOG.warning("Staff command failed: %s", type(error).__name__)
-        await _reply(update, t.gettext("This change is not possible now."))
+        await reply_to(update, t.gettext("This change is not possible now."))
         return
     _committed(context)
-    await _reply(update, answer)
+    await reply_to(update, answer)
 
 
 async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

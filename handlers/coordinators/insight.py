@@ -13,7 +13,7 @@ from bot.domain.models import Priority
 from bot.i18n import Translator
 from bot.services.casework import NotAllowed
 from bot.services.insight import AGE_BUCKETS, OLDER, InsightService
-from handlers.coordinators.actions import _in_place, _refuse, _reply, casework, translator
+from handlers.coordinators.actions import casework, in_place, refuse, reply_to, translator
 from handlers.coordinators.charts import render_chart
 
 _LOG = logging.getLogger(__name__)
@@ -41,14 +41,14 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     """/stats: figures for the last 30 days and a chart, because a shift lead would rather look than read."""
     user = update.effective_user
     message = update.effective_message
-    if user is None or message is None or not await _in_place(update, context):
+    if user is None or message is None or not await in_place(update, context):
         return
     t = translator(context)
     _ = t.gettext
     try:
         figures = await insight(context).figures(user.id)
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
     by_priority = ", ".join(f"{p.name}: {figures.open_by_priority.get(p, 0)}" for p in Priority)
     text = "\n".join(
@@ -65,22 +65,22 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await message.reply_photo(chart, caption=text)
     except TelegramError as error:
         _LOG.warning("Stats chart not sent: %s", type(error).__name__)
-        await _reply(update, text)
+        await reply_to(update, text)
 
 
 async def hotspots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/hotspots: places by open cases and people reported held there, with their cases."""
     user = update.effective_user
-    if user is None or not await _in_place(update, context):
+    if user is None or not await in_place(update, context):
         return
     t = translator(context)
     try:
         spots = await insight(context).hotspots(user.id)
     except NotAllowed:
-        await _refuse(update, context)
+        await refuse(update, context)
         return
     if not spots:
-        await _reply(update, t.gettext("No open cases."))
+        await reply_to(update, t.gettext("No open cases."))
         return
     lines = [
         t.gettext(
@@ -94,7 +94,7 @@ async def hotspots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         )
         for spot in spots
     ]
-    await _reply(update, "\n".join(lines))
+    await reply_to(update, "\n".join(lines))
 
 
 def bucket_label(t: Translator, bucket: str) -> str:

@@ -30,11 +30,11 @@ from telegram.ext import ContextTypes
 
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import MAX_FREE_TEXT, CaseStatus
-from bot.domain.records import Media, MediaKind, TeamMessage
+from bot.domain.records import Media, TeamMessage
 from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, negotiate_locale
 from bot.services.intake import AlreadySubmitted, IntakeService, TooManyAttempts
 from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
-from handlers.common import DEFAULT_LOCALE_KEY
+from handlers.common import DEFAULT_LOCALE_KEY, send_with_media, team_message
 from handlers.intake import draft as flow
 from handlers.intake.draft import Draft, Step
 from handlers.intake.questions import CALLBACK_PREFIX, Question, button, location_keyboard, question, rows
@@ -343,25 +343,12 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not messages:
         lines.append(_("No new messages from the team."))
     await say(update, context, "\n".join(lines))
+    chat = update.effective_chat
     for message in messages:
         # One message each: a reply may be long, and each stays readable on a small screen.
-        body = _("Message from the team:\n\n{text}").format(text=message.text)
-        await _send_team_message(update, context, body, message.media)
-
-
-async def _send_team_message(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, body: str, media: Media | None
-) -> None:
-    """A held team message: text alone, or the sanitised photo or voice note with the text as caption."""
-    chat = update.effective_chat
-    if media is None or chat is None:
-        await say(update, context, body)
-        return
-    if media.kind is MediaKind.PHOTO:
-        sent = await context.bot.send_photo(chat.id, media.content, caption=body[:1024])
-    else:
-        sent = await context.bot.send_voice(chat.id, media.content, caption=body[:1024])
-    track(context, sent)
+        if chat is not None:
+            sent = await send_with_media(context.bot, chat.id, team_message(t, message.text), message.media)
+            track(context, sent)
 
 
 async def add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
