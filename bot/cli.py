@@ -1,5 +1,5 @@
 """The ``beacon`` command: run the bot, make a key, migrate the database, verify the audit trail, start the
-sandbox or the demo.
+sandbox or the demo, and operate a deployment (backup, purge, doctor).
 
 Each subcommand is a thin call into the library; errors become one line on stderr and an exit status
 (2 for configuration and usage errors, 1 for failures at run time), never a traceback.
@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from bot.config import ConfigError, load_settings
+from bot.config import MAX_RETENTION_DAYS, ConfigError, load_settings
+from bot.export_cli import add_export_parser, run_export
 from bot.keys import generate_secret_key
 
 __all__ = ["build_parser", "main"]
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the demo. Every argument is passed to it; "
         "see its own options with: beacon demo -- --help",
     )
+    add_export_parser(commands)
     return parser
 
 
@@ -216,6 +219,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "keygen": _keygen,
     "migrate": _migrate,
     "audit": _audit,
+    "export": run_export,
 }
 _DELEGATES: dict[str, Callable[[list[str]], int]] = {"sandbox": _sandbox, "demo": _demo}
 
