@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import time as dt_time
 from datetime import timedelta
 from typing import Any, Final
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aiosqlite
+import tornado.web
 from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, Update
 from telegram.error import NetworkError
 from telegram.ext import (
@@ -37,31 +38,39 @@ from telegram.ext import (
 
 from bot.config import LogLevel, Settings
 from bot.crypto import Keyring
-from bot.domain.gazetteer import load_gazetteer
+from bot.domain.gazetteer import Gazetteer, load_gazetteer
 from bot.domain.routing import load_routing
-from bot.i18n import SHIPPED_LOCALES, get_translator, load_catalogs
+from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, load_catalogs
 from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
 from bot.services.casework import CaseworkService
 from bot.services.escalation import EscalationService
+from bot.services.export import ExportService, ExportSource
+from bot.services.export_formats import area_lookup
+from bot.services.export_sinks import parse_recipients
 from bot.services.insight import InsightService
 from bot.services.intake import IntakeService
 from bot.services.relay import RelayService, collect_held
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.coordinators import actions as staff
+from handlers.coordinators import export as export_handlers
 from handlers.coordinators import insight, watch
 from handlers.coordinators.actions import CASEWORK_KEY, CaseworkContext
 from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner, deliver_alerts
+from handlers.coordinators.export import EXPORT_KEY, ExportContext
 from handlers.coordinators.gateway import TelegramAlertGateway
 from handlers.coordinators.insight import INSIGHT_KEY, InsightContext, daily_digest
 from handlers.coordinators.watch import ESCALATION_KEY, EscalationContext, escalate
 from handlers.errors import on_error
 from handlers.fallback import group_command, unknown_button
 from handlers.intake import conversation as intake
+from handlers.intake.conversation import LOCALE
 from storage.cases import CaseStore
 from storage.conversations import ConversationStore
 from storage.coordination import CoordinationStore
-from storage.db import open_database
+from storage.db import StorageError, open_database
+from storage.export import ExportReader, record_export
+from storage.maintenance import MaintenanceStore
 from storage.migrations import migrate
 from storage.relay import RelayStore
 from storage.stats import StatsStore
@@ -69,7 +78,9 @@ from storage.workflow import StaffStore, WorkflowStore
 
 __all__ = [
     "DATABASE_KEY",
+    "HEALTH_PATH",
     "BeaconApplication",
+    "HealthHandler",
     "RedactingFilter",
     "build_application",
     "configure_logging",
@@ -102,8 +113,12 @@ ALERT_BOT_KEY: Final = "beacon.alert_bot"
 RATE_LIMIT_RETRIES: Final = 3
 # How often the outbox is checked for alerts that are due (new ones are sent at once after a commit).
 ALERT_INTERVAL_SECONDS: Final = 2.0
+# bot_state keys holding the language a coordinators' group chose with /language.
+CHAT_LOCALE_PREFIX: Final = "locale:chat:"
 # The daily digest of open cases is posted at this hour, in the coordinators' time zone.
 DIGEST_HOUR: Final = 8
+# In webhook mode, GET on this path of the webhook's own address answers whether the bot is up.
+HEALTH_PATH: Final = "/healthz"
 
 # Libraries whose chatty levels would put secrets or reporters' words in the log: httpx logs each
 # request URL (it contains the bot token); python-telegram-bot at DEBUG logs every API call's
@@ -205,6 +220,32 @@ def get_database(application: Application[Any, Any, Any, Any, Any, Any]) -> aios
     return conn
 
 
+def _export_service(
+    settings: Settings,
+    keyring: Keyring,
+    conn: aiosqlite.Connection,
+    staff_store: StaffStore,
+    gazetteer: Gazetteer,
+) -> ExportService:
+    """The bot's /export: a read-only snapshot per export, audited on the bot's connection."""
+
+    async def open_source(decrypt: bool) -> ExportSource:
+        return await ExportReader.open(settings.database, keyring if decrypt else None)
+
+    async def record(actor_id: int | None, details: Mapping[str, str | int | bool | None]) -> None:
+        await record_export(conn, actor_id=actor_id, details=dict(details))
+
+    areas = area_lookup(gazetteer)
+
+    return ExportService(
+        staff=staff_store,
+        open_source=open_source,
+        record=record,
+        areas=areas,
+        recipients=parse_recipients(settings.export_recipients),
+    )
+
+
 def register_handlers(application: BeaconApplication) -> None:
     """Register every handler, in the order they must be tried.
 
@@ -232,6 +273,8 @@ def register_handlers(application: BeaconApplication) -> None:
     # 2. Buttons of the reporter's conversation ("s:" steps, "l:" languages); anything else is refused.
     application.add_handler(CallbackQueryHandler(intake.on_callback, pattern=r"^(s|l):"))
     application.add_handler(CallbackQueryHandler(staff.on_card_button, pattern=r"^w:"))
+    application.add_handler(CallbackQueryHandler(export_handlers.on_export_button, pattern=r"^x:"))
+    application.add_handler(CallbackQueryHandler(staff.on_group_language_button, pattern=r"^gl:"))
     application.add_handler(CallbackQueryHandler(unknown_button))
     # 3. Answers: anything else sent privately, except commands and service messages; edits are declined.
     application.add_handler(
@@ -255,10 +298,12 @@ def register_handlers(application: BeaconApplication) -> None:
         "find": staff.find_command,
         "stats": insight.stats_command,
         "hotspots": insight.hotspots_command,
+        "export": export_handlers.export_command,
     }
     for name, callback in staff_commands.items():
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CommandHandler("help", staff.staff_help, filters=new_in_group))
+    application.add_handler(CommandHandler("language", staff.group_language, filters=new_in_group))
     # Who joins or leaves the coordinators' group is told to the admins.
     application.add_handler(ChatMemberHandler(watch.on_member_change, ChatMemberHandler.CHAT_MEMBER))
     # A reply to a ticket card goes to the case's reporter (the handler checks chat, card and role).
@@ -298,13 +343,25 @@ async def _set_commands(application: BeaconApplication, default_locale: str) -> 
     scope = BotCommandScopeAllPrivateChats()
     try:
         await bot.set_my_commands(_private_commands(default_locale), scope=scope)
-        for locale in SHIPPED_LOCALES:
-            # Telegram keys menus by two-letter ISO 639-1 language code: "zh_Hans" is "zh".
-            language = locale.split("_", 1)[0]
+        for locale, language in _menu_languages().items():
             await bot.set_my_commands(_private_commands(locale), scope=scope, language_code=language)
     except NetworkError as exc:
         # The menu is a convenience: a bot without it still answers /start. (Includes BadRequest.)
         _LOG.warning("Could not set the command menu: %s", type(exc).__name__)
+
+
+def _menu_languages() -> dict[str, str]:
+    """Shipped locale → the two-letter ISO 639-1 code Telegram keys command menus by.
+
+    "zh_Hans" is "zh" (a Traditional Chinese client still reads it; Telegram has one "zh" menu), and a
+    locale without a two-letter code (Filipino "fil") keeps the default menu.
+    """
+    menus: dict[str, str] = {}
+    for locale in SHIPPED_LOCALES:
+        language = locale.split("_", 1)[0]
+        if len(language) == 2 and language not in menus.values() and locale != "zh_Hant":
+            menus[locale] = language
+    return menus
 
 
 def build_application(settings: Settings) -> BeaconApplication:
@@ -343,15 +400,29 @@ def build_application(settings: Settings) -> BeaconApplication:
             )
             await alert_bot.initialize()
             application.bot_data[ALERT_BOT_KEY] = alert_bot
+            coordination = CoordinationStore(conn, cases)
+            chat_locales = {
+                int(key.removeprefix(CHAT_LOCALE_PREFIX)): value
+                for key, value in (await coordination.values_with_prefix(CHAT_LOCALE_PREFIX)).items()
+                if value in SHIPPED_LOCALES and key.removeprefix(CHAT_LOCALE_PREFIX).lstrip("-").isdigit()
+            }
+
+            async def save_chat_locale(chat_id: int, locale: str) -> None:
+                await coordination.set_value(f"{CHAT_LOCALE_PREFIX}{chat_id}", locale)
+
+            def translator_for_chat(chat_id: int) -> Translator:
+                """A group's chosen language; a member of staff's own (private chat id = user id)."""
+                chosen = chat_locales.get(chat_id) or application.user_data.get(chat_id, {}).get(LOCALE)
+                return get_translator(chosen if chosen in SHIPPED_LOCALES else settings.ticket_locale)
+
             gateway = TelegramAlertGateway(
                 alert_bot,
-                get_translator(settings.ticket_locale),
+                translator_for_chat,
                 gazetteer,
                 ZoneInfo(settings.coordinator_timezone),
                 operators=settings.admins,
                 full=settings.group_detail == "full",
             )
-            coordination = CoordinationStore(conn, cases)
             default_chat = settings.coordinator_chat_id
             dispatcher = AlertDispatcher(
                 coordination,
@@ -389,6 +460,8 @@ def build_application(settings: Settings) -> BeaconApplication:
                 case_for_card=coordination.case_for_message,
                 committed=committed,
                 full=settings.group_detail == "full",
+                chat_locales=chat_locales,
+                save_chat_locale=save_chat_locale,
             )
 
             async def ticket_of(case_id: str) -> tuple[int, int | None] | None:
@@ -405,6 +478,9 @@ def build_application(settings: Settings) -> BeaconApplication:
             )
             job_queue.run_repeating(escalate, interval=60, first=30, name="escalation")
             application.bot_data[INSIGHT_KEY] = InsightContext(InsightService(casework, StatsStore(conn)))
+            application.bot_data[EXPORT_KEY] = ExportContext(
+                _export_service(settings, resources.keyring, conn, staff_store, gazetteer)
+            )
             job_queue.run_daily(
                 daily_digest,
                 time=dt_time(DIGEST_HOUR, 0, tzinfo=ZoneInfo(settings.coordinator_timezone)),
@@ -489,7 +565,54 @@ def webhook_path(webhook_url: str) -> str:
     parts = urlsplit(webhook_url)
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
         raise ValueError("--webhook-url must be an http:// or https:// URL without query or fragment")
-    return parts.path.lstrip("/")
+    path = parts.path.lstrip("/")
+    if path.rstrip("/") == HEALTH_PATH.lstrip("/"):
+        raise ValueError(f"--webhook-url must not have the path {HEALTH_PATH}, which serves the health check")
+    return path
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    """``GET /healthz``: 200 and ``{"status": "ok", "outbox_backlog": N}`` while the bot reads its database,
+    503 and ``{"status": "unavailable"}`` when it cannot. Nothing about cases or reporters is in it."""
+
+    SUPPORTED_METHODS = ("GET",)
+
+    def initialize(self, backlog: Callable[[], Awaitable[int]]) -> None:
+        self.backlog = backlog
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+
+    async def get(self) -> None:
+        try:
+            waiting = await self.backlog()
+        except (RuntimeError, StorageError, aiosqlite.Error) as exc:
+            _LOG.warning("Health check failed: %s", type(exc).__name__)
+            self.set_status(503)
+            await self.finish({"status": "unavailable"})
+            return
+        await self.finish({"status": "ok", "outbox_backlog": waiting})
+
+
+async def _serve_health(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Add ``HEALTH_PATH`` to the webhook's web server, once it runs (a job scheduled at start-up).
+
+    python-telegram-bot builds its tornado application inside ``Updater.start_webhook`` and offers no
+    hook for more routes, so the application is reached through the updater's server; tornado's
+    ``add_handlers`` is public. Should python-telegram-bot change that, the route is missing (404) and a
+    warning is logged: the webhook itself is unaffected.
+    """
+    application = context.application
+    server = getattr(getattr(application.updater, "_httpd", None), "_http_server", None)
+    web_app = getattr(server, "request_callback", None)
+    if not isinstance(web_app, tornado.web.Application):
+        _LOG.warning("No health check at %s: the webhook server was not found", HEALTH_PATH)
+        return
+
+    async def backlog() -> int:
+        return (await MaintenanceStore(get_database(application)).outbox_backlog()).count
+
+    web_app.add_handlers(r".*", [(HEALTH_PATH, HealthHandler, {"backlog": backlog})])
 
 
 def run_webhook(
@@ -510,6 +633,13 @@ def run_webhook(
     secret_token = secret_token or secrets.token_urlsafe(32)
     configure_logging(settings.log_level, redact=[settings.bot_token.get_secret_value(), secret_token])
     application = build_application(settings)
+    if application.job_queue is None:
+        raise RuntimeError("the job queue is required (python-telegram-bot[job-queue])")
+    # Jobs start with the application, right after the webhook server does. Start-up (getMe, migrations,
+    # the command menus, setWebhook) may take longer than APScheduler's default grace of one second.
+    application.job_queue.run_once(
+        _serve_health, 0, name="health check", job_kwargs={"misfire_grace_time": None}
+    )
     application.run_webhook(
         listen=listen,
         port=port,

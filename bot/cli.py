@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "see its own options with: beacon demo -- --help",
     )
     add_export_parser(commands)
+    _add_operations(commands)
     return parser
 
 
@@ -214,12 +215,122 @@ def _demo(rest: list[str]) -> int:
     return demo_main(rest)
 
 
+# --- operations: backup, purge, doctor (what they do is in bot/ops.py) -----------------------------------
+
+
+def _retention_days(text: str) -> int:
+    """Parse ``--days``: a whole number of days within the range ``BEACON_RETENTION_DAYS`` allows."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}")
+    return days
+
+
+def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``backup``, ``purge`` and ``doctor`` to the subcommands."""
+    backup = commands.add_parser(
+        "backup",
+        help="write a consistent copy of BEACON_DATABASE, even while the bot runs",
+        description="Copy BEACON_DATABASE to PATH with SQLite's online backup, check the copy's integrity, "
+        "and move it into place in one step (mode 0600). Reports are encrypted in the copy as in the "
+        "database, with keys derived from BEACON_SECRET_KEY, which the copy does not contain: keep the "
+        "key safe, and apart from the backups.",
+    )
+    backup.add_argument("path", metavar="PATH", type=Path, help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    purge = commands.add_parser(
+        "purge",
+        help="erase what was written about cases closed more than BEACON_RETENTION_DAYS ago",
+        description="Erase the free text, place details, victim identity, media, notes, held messages, "
+        "reporter link and receipt of cases closed (and untouched) for more than N days, keeping codes "
+        "and dates for statistics; then empty the WAL so the erased bytes leave the disk.",
+    )
+    purge.add_argument(
+        "--days",
+        type=_retention_days,
+        metavar="N",
+        help="retention in days (default: BEACON_RETENTION_DAYS, 90 unless set)",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only count the cases that would be purged")
+    commands.add_parser(
+        "doctor",
+        help="check configuration, database, outbox, audit trail and the Bot API",
+        description="Check the configuration, the database (pragmas, migrations, outbox backlog, dead "
+        "letters, audit trail), the Bot API and the coordinators' group, one line each. Read-only. "
+        "Exit status 1 if any check fails.",
+    )
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """Write a backup of the configured database and describe it."""
+    from bot.ops import backup
+    from storage.db import StorageError
+
+    settings = load_settings()
+    try:
+        result = asyncio.run(backup(settings, args.path, force=args.force))
+    except StorageError as exc:
+        _error("error", str(exc))
+        return EXIT_FAILURE
+    cases = "case" if result.cases == 1 else "cases"
+    print(f"{result.path}: {result.size / 2**20:.1f} MiB ({result.size} bytes), {result.cases} {cases}")
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    """Purge (or count) cases past the retention and say how many."""
+    from bot.ops import purge
+    from storage.db import StorageError
+
+    settings = load_settings()
+    try:
+        result = asyncio.run(purge(settings, args.days, dry_run=args.dry_run))
+    except StorageError as exc:
+        _error("error", str(exc))
+        return EXIT_FAILURE
+    cases = "case" if result.cases == 1 else "cases"
+    before = f"closed before {result.cutoff:%Y-%m-%d %H:%M} UTC"
+    if result.dry_run:
+        print(f"would purge {result.cases} {cases} {before}")
+        return 0
+    print(f"purged {result.cases} {cases} {before}")
+    if not result.checkpointed:
+        _error("error", "the WAL could not be emptied (the database is busy); run beacon purge again")
+        return EXIT_FAILURE
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Print one line per health check; exit status 1 if any failed."""
+    from bot.ops import doctor
+
+    async def run() -> bool:
+        healthy = True
+        async for check in doctor():
+            print(check.line(), flush=True)
+            healthy = healthy and check.ok
+        return healthy
+
+    return 0 if asyncio.run(run()) else EXIT_FAILURE
+
+
+_OPERATIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "backup": _backup,
+    "purge": _purge,
+    "doctor": _doctor,
+}
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "keygen": _keygen,
     "migrate": _migrate,
     "audit": _audit,
     "export": run_export,
+    **_OPERATIONS,
 }
 _DELEGATES: dict[str, Callable[[list[str]], int]] = {"sandbox": _sandbox, "demo": _demo}
 

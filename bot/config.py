@@ -18,10 +18,22 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from bot.i18n import SHIPPED_LOCALES
 from bot.keys import KEY_BYTES, InvalidKey, decode_secret_key
+from bot.services.export_sinks import ExportError, parse_recipients
 
-__all__ = ["ENV_PREFIX", "ConfigError", "LogLevel", "Settings", "env_name", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "MAX_RETENTION_DAYS",
+    "ConfigError",
+    "LogLevel",
+    "Settings",
+    "env_name",
+    "load_settings",
+]
 
 ENV_PREFIX = "BEACON_"
+
+# The longest retention `beacon purge` accepts: a century (a longer one would reach back before year 1).
+MAX_RETENTION_DAYS = 36_500
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -46,6 +58,8 @@ _PROBLEMS: dict[str, str] = {
     "p1_escalation_minutes": "must be a whole number of minutes from 1 to 1440",
     "group_detail": "must be minimal or full",
     "routing": "must be the path of a TOML routing file",
+    "retention_days": f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}",
+    "export_recipients": "must be age public keys (age1...) separated by commas",
 }
 
 
@@ -97,6 +111,10 @@ class Settings(BaseSettings):
     # Language and time zone of the coordinators' tickets (default: BEACON_DEFAULT_LOCALE, UTC).
     coordinator_locale: str | None = None
     coordinator_timezone: str = "UTC"
+    # `beacon purge` erases what reporters wrote about a case closed (and untouched) for longer than this.
+    retention_days: int = Field(default=90, ge=1, le=MAX_RETENTION_DAYS)
+    # age public keys the bot's /export encrypts the full level to (it refuses the full level without).
+    export_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("bot_token")
     @classmethod
@@ -132,6 +150,24 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("export_recipients", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
+        return value
+
+    @field_validator("export_recipients")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        if not all(item.startswith("age1") for item in value):
+            raise ValueError(_PROBLEMS["export_recipients"])
+        try:
+            parse_recipients(value)
+        except ExportError:
+            raise ValueError(_PROBLEMS["export_recipients"]) from None
         return value
 
     @field_validator("admins")

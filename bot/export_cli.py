@@ -125,7 +125,7 @@ def run_export(args: argparse.Namespace) -> int:
     from bot.crypto import Keyring
     from bot.domain.gazetteer import GazetteerError, load_gazetteer
     from bot.services.export import ExportRequest, audit_details, write_export
-    from bot.services.export_formats import AreaInfo
+    from bot.services.export_formats import area_lookup
     from bot.services.export_sinks import AgeEncryptor, ExportError, atomic_output, parse_recipients
     from storage.db import StorageError, open_database
     from storage.export import ExportReader, record_export
@@ -184,13 +184,7 @@ def run_export(args: argparse.Namespace) -> int:
         _error(f"no database at {settings.database}")
         return EXIT_FAILURE
 
-    def areas(area_id: str) -> AreaInfo | None:
-        area = gazetteer.area(area_id)
-        if area is None:
-            return None
-        return AreaInfo(
-            name=area.name, country=area.country, latitude=area.latitude, longitude=area.longitude
-        )
+    areas = area_lookup(gazetteer)
 
     to_stdout = args.output == "-"
     output = Path(args.output)

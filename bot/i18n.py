@@ -19,6 +19,7 @@ from babel.messages.pofile import PoFileError, read_po
 
 __all__ = [
     "DOMAIN",
+    "LANGUAGE_ORDER",
     "LOCALES_DIR",
     "SHIPPED_LOCALES",
     "SOURCE_LOCALE",
@@ -27,13 +28,29 @@ __all__ = [
     "UnknownLocale",
     "get_translator",
     "load_catalogs",
+    "native_name",
     "negotiate_locale",
+    "ordered_locales",
+    "text_direction",
 ]
 
 DOMAIN = "beacon"
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 # The language the msgids are written in; every other catalog falls back to it for a missing entry.
 SOURCE_LOCALE = "en"
+
+# The order the language picker shows the shipped languages in: the languages of people held in the
+# compounds and of their families first, region by region (any other catalog follows, alphabetically).
+LANGUAGE_ORDER: tuple[str, ...] = (
+    "en", "km", "zh_Hans", "zh_Hant", "vi", "th", "my", "lo", "id", "ms", "fil",
+    "hi", "bn", "ne", "si", "ta", "ur", "ko", "ja", "sw", "am",
+)  # fmt: skip
+
+# Names people look for in the picker where CLDR's own name is ambiguous on its own.
+_NATIVE_NAMES = {"id": "Bahasa Indonesia", "ms": "Bahasa Melayu"}
+
+# Old or alternative codes a Telegram client may send for a language Beacon ships under another code.
+_LANGUAGE_ALIASES = {"tl": "fil", "in": "id", "zsm": "ms", "mya": "my", "bur": "my", "npi": "ne"}
 
 # Telegram reports the client's language as an IETF tag ("zh-hans", "pt-br"); a bare "zh" or a mainland
 # region means Simplified script, while these regions conventionally write Traditional.
@@ -156,7 +173,7 @@ def negotiate_locale(
     if not language_code:
         return default
     subtags = language_code.strip().replace("_", "-").lower().split("-")
-    language = subtags[0]
+    language = _LANGUAGE_ALIASES.get(subtags[0], subtags[0])
     script = next((tag for tag in subtags[1:] if len(tag) == 4 and tag.isalpha()), None)
     region = next((tag for tag in subtags[1:] if len(tag) == 2 and tag.isalpha()), None)
     if script is None and language == "zh":
@@ -172,6 +189,31 @@ def negotiate_locale(
         if _parse(locale)[1] is None:
             return locale
     return candidates[0]
+
+
+def ordered_locales(available: Iterable[str] = SHIPPED_LOCALES) -> tuple[str, ...]:
+    """The shipped locales in the picker's order (``LANGUAGE_ORDER``, then any other alphabetically)."""
+    known = [code for code in LANGUAGE_ORDER if code in set(available)]
+    return (*known, *sorted(set(available) - set(known)))
+
+
+def native_name(locale: str) -> str:
+    """The language's name in its own script, e.g. "ខ្មែរ" for ``km``, "中文 (繁體)" for ``zh_Hant``."""
+    if locale in _NATIVE_NAMES:
+        return _NATIVE_NAMES[locale]
+    try:
+        name = Locale.parse(locale).display_name
+    except (ValueError, UnknownLocaleError):
+        return locale
+    return name[:1].upper() + name[1:] if name else locale
+
+
+def text_direction(locale: str) -> str:
+    """``"rtl"`` for a right-to-left script (Urdu), else ``"ltr"``."""
+    try:
+        return "rtl" if Locale.parse(locale).text_direction == "rtl" else "ltr"
+    except (ValueError, UnknownLocaleError):
+        return "ltr"
 
 
 def _parse(locale: str) -> tuple[str, str | None]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from telegram import Bot, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
 from bot.domain.records import Media, MediaKind
-from bot.i18n import SOURCE_LOCALE, Translator, get_translator, negotiate_locale
+from bot.i18n import SOURCE_LOCALE, Translator, get_translator, native_name, negotiate_locale, ordered_locales
 
 __all__ = ["DEFAULT_LOCALE_KEY", "send_with_media", "team_message", "translator_for"]
 
@@ -21,6 +21,18 @@ def translator_for(update: object, context: ContextTypes.DEFAULT_TYPE) -> Transl
         default = SOURCE_LOCALE
     user = update.effective_user if isinstance(update, Update) else None
     return get_translator(negotiate_locale(user.language_code if user else None, default))
+
+
+def language_buttons(prefix: str) -> list[InlineKeyboardButton]:
+    """One button per shipped language, named in its own script, with callback data ``prefix + code``."""
+    return [
+        InlineKeyboardButton(native_name(code), callback_data=f"{prefix}{code}") for code in ordered_locales()
+    ]
+
+
+def language_keyboard(prefix: str, per_row: int = 2) -> InlineKeyboardMarkup:
+    buttons = language_buttons(prefix)
+    return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
 
 
 def team_message(t: Translator, text: str) -> str:

@@ -3,6 +3,7 @@
     python scripts/catalog.py dump LOCALE [--all] > todo.json
     python scripts/catalog.py fill LOCALE todo.json
     python scripts/catalog.py header LOCALE --produced "..." --review "..."
+    python scripts/catalog.py status        # the README's table of languages and review status
 
 ``dump`` writes a JSON list of entries: ``key`` (context + EOT + msgid, as gettext does), ``msgid``,
 ``plural`` (the English plural, or null), ``nplurals`` (the locale's plural-form count), ``comments``
@@ -112,13 +113,48 @@ def header(locale: str, produced: str, review: str) -> None:
     catalog.project = "Beacon"
     catalog.version = "0.1.0"
     catalog.last_translator = "Beacon contributors"
-    catalog.language_team = f"{name.english_name} (unreviewed)" if review.startswith("not") else name.english_name
+    catalog.language_team = (
+        f"{name.english_name} (unreviewed)" if review.startswith("not") else name.english_name
+    )
     catalog.msgid_bugs_address = "see README.md"
     _write(locale, catalog)
 
 
+def header_fields(locale: str) -> dict[str, str]:
+    """The Produced-By and Review-Status lines of a catalog's header comment."""
+    fields: dict[str, str] = {}
+    for line in _read(locale).header_comment.splitlines():
+        name, sep, value = line.removeprefix("#").strip().partition(":")
+        if sep and name in HEADER_FIELDS:
+            fields[name] = value.strip()
+    return fields
+
+
+def status_table() -> str:
+    """The README's table of languages: name, locale, direction, how it was made, review status."""
+    sys.path.insert(0, str(LOCALES.parent))
+    from babel.core import Locale
+
+    from bot.i18n import SHIPPED_LOCALES, native_name, ordered_locales, text_direction
+
+    rows = [
+        "| Language | Locale | Script direction | Produced by | Review |",
+        "|---|---|---|---|---|",
+    ]
+    for locale in ordered_locales(SHIPPED_LOCALES):
+        fields = header_fields(locale)
+        english = Locale.parse(locale).english_name
+        rows.append(
+            f"| {english} — {native_name(locale)} | `{locale}` | {text_direction(locale)} | "
+            f"{fields.get('Produced-By', '?')} | {fields.get('Review-Status', '?')} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_dump = sub.add_parser("dump")
     p_dump.add_argument("locale")
@@ -130,11 +166,14 @@ def main() -> None:
     p_header.add_argument("locale")
     p_header.add_argument("--produced", required=True)
     p_header.add_argument("--review", required=True)
+    sub.add_parser("status", help="print the README's table of languages and their review status")
     args = parser.parse_args()
     if args.command == "dump":
         dump(args.locale, args.all)
     elif args.command == "fill":
         fill(args.locale, args.source)
+    elif args.command == "status":
+        print(status_table())
     else:
         header(args.locale, args.produced, args.review)
 

@@ -158,6 +158,13 @@ class CoordinationStore:
         rows = list(await self._conn.execute_fetchall("SELECT value FROM bot_state WHERE key = ?", (key,)))
         return str(rows[0][0]) if rows else None
 
+    async def values_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every run-time fact whose key starts with ``prefix``, by key."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT key, value FROM bot_state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {str(key): str(value) for key, value in rows}
+
     async def set_value(self, key: str, value: str) -> None:
         async with transaction(self._conn):
             await self._conn.execute(

@@ -212,7 +212,14 @@ class ExportSecrets:
 
 
 class FilterError(ValueError):
-    """A filter value is not valid; the message says which and what is accepted (one line)."""
+    """A filter value is not valid; the message says which and what is accepted (one line).
+
+    ``value`` is the piece of input that was not understood (to quote it back in any language).
+    """
+
+    def __init__(self, message: str, value: str = "") -> None:
+        super().__init__(message)
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,7 @@ def _day(name: str, value: str | None) -> date | None:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise FilterError(f"{name} must be a date like 2026-01-31, not {value!r}") from None
+        raise FilterError(f"{name} must be a date like 2026-01-31, not {value!r}", value) from None
 
 
 def parse_filters(
@@ -291,7 +298,7 @@ def parse_filters(
     """
     start, end = _day("since", since), _day("until", until)
     if start and end and start > end:
-        raise FilterError(f"since ({start}) is after until ({end})")
+        raise FilterError(f"since ({start}) is after until ({end})", f"since={start} until={end}")
 
     statuses: set[CaseStatus] = set()
     for value in _split(status):
@@ -302,25 +309,27 @@ def parse_filters(
             statuses.add(CaseStatus(key))
         else:
             accepted = ", ".join([*(s.value for s in CaseStatus), *_STATUS_ALIASES])
-            raise FilterError(f"unknown status {value!r}; use one of: {accepted}")
+            raise FilterError(f"unknown status {value!r}; use one of: {accepted}", value)
 
     priorities: set[Priority] = set()
     for value in _split(priority):
         digits = value.upper().removeprefix("P")
         if digits not in {"1", "2", "3", "4"}:
-            raise FilterError(f"unknown priority {value!r}; use 1-4 or P1-P4")
+            raise FilterError(f"unknown priority {value!r}; use 1-4 or P1-P4", value)
         priorities.add(Priority(int(digits)))
 
     countries: set[str] = set()
     for value in _split(country):
         if not _COUNTRY.match(value.upper()):
-            raise FilterError(f"country must be a two-letter ISO 3166 code such as KH, not {value!r}")
+            raise FilterError(f"country must be a two-letter ISO 3166 code such as KH, not {value!r}", value)
         countries.add(value.upper())
 
     areas: set[str] = set()
     for value in _split(area):
         if known_areas is not None and not known_areas(value.lower()):
-            raise FilterError(f"unknown area {value!r}; area ids are listed by `beacon export --list-areas`")
+            raise FilterError(
+                f"unknown area {value!r}; area ids are listed by `beacon export --list-areas`", value
+            )
         areas.add(value.lower())
 
     conditions: set[Condition] = set()
@@ -335,7 +344,7 @@ def parse_filters(
             documents = documents or code == HTCDS_DOCUMENTS_WITHHELD
             conditions.update(cond for cond, codes in HTCDS_METHODS.items() if code in codes)
             if code != HTCDS_DOCUMENTS_WITHHELD and not any(code in c for c in HTCDS_METHODS.values()):
-                raise FilterError(f"no Beacon question records the HTCDS code {code}")
+                raise FilterError(f"no Beacon question records the HTCDS code {code}", value)
         elif key == HTCDS_FORCED_CRIMINALITY.lower():
             canonical.append(HTCDS_FORCED_CRIMINALITY)
             conditions.add(Condition.FORCED_SCAMMING)
@@ -345,7 +354,8 @@ def parse_filters(
         else:
             raise FilterError(
                 f"unknown indicator {value!r}; use an HTCDS MethodsOfControl code such as "
-                "WithholdsDocuments, IllicitActivities, or a condition such as locked_in"
+                "WithholdsDocuments, IllicitActivities, or a condition such as locked_in",
+                value,
             )
     return ExportFilters(
         since=start,

@@ -28,6 +28,7 @@ from bot.domain.export import (
     ExportLevel,
     Value,
 )
+from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import Priority
 from bot.domain.workflow import OPEN_STATUSES
 
@@ -36,6 +37,7 @@ __all__ = [
     "AreaInfo",
     "ExportSummary",
     "FormatWriter",
+    "area_lookup",
     "make_writer",
 ]
 
@@ -56,6 +58,20 @@ class AreaInfo:
     country: str
     latitude: float
     longitude: float
+
+
+def area_lookup(gazetteer: Gazetteer) -> Callable[[str], AreaInfo | None]:
+    """What GeoJSON needs of the gazetteer's areas, by id."""
+
+    def lookup(area_id: str) -> AreaInfo | None:
+        area = gazetteer.area(area_id)
+        if area is None:
+            return None
+        return AreaInfo(
+            name=area.name, country=area.country, latitude=area.latitude, longitude=area.longitude
+        )
+
+    return lookup
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardMarkup, Message, Update
@@ -20,11 +20,11 @@ from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import CaseStatus, Condition, Priority
 from bot.domain.records import Media
 from bot.domain.workflow import ClosingReason, Role
-from bot.i18n import SHIPPED_LOCALES, Translator, get_translator
+from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, native_name, negotiate_locale
 from bot.services.casework import CaseworkService, NotAllowed, QueueRowLike, UnknownCase
 from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
 from bot.services.relay import Delivery, RelayService, Sender
-from handlers.common import send_with_media, team_message
+from handlers.common import language_keyboard, send_with_media, team_message
 from handlers.coordinators.cards import (
     CARD_PREFIX,
     card_markup,
@@ -33,6 +33,7 @@ from handlers.coordinators.cards import (
     format_time,
     status_label,
 )
+from handlers.intake.conversation import LOCALE
 
 _LOG = logging.getLogger(__name__)
 CASEWORK_KEY = "beacon.casework"
@@ -52,6 +53,9 @@ class CaseworkContext:
     case_for_card: Callable[[int, int | None, int], Awaitable[str | None]]
     committed: Callable[[ContextTypes.DEFAULT_TYPE], None] | None = None
     full: bool = False  # BEACON_GROUP_DETAIL=full: cards show details too
+    # Languages chosen with /language in coordinators' groups (chat id → locale), and how to keep one.
+    chat_locales: dict[int, str] = field(default_factory=dict)
+    save_chat_locale: Callable[[int, str], Awaitable[None]] | None = None
 
 
 def casework(context: ContextTypes.DEFAULT_TYPE) -> CaseworkContext:
@@ -61,9 +65,27 @@ def casework(context: ContextTypes.DEFAULT_TYPE) -> CaseworkContext:
     return found
 
 
-def translator(context: ContextTypes.DEFAULT_TYPE) -> Translator:
-    """The coordinators' language."""
-    return get_translator(casework(context).locale)
+def translator(context: ContextTypes.DEFAULT_TYPE, update: Update | None = None) -> Translator:
+    """The language to answer staff in: in a private chat their own (chosen with /language, else their
+    Telegram app's), in a group the group's (chosen with /language there), else BEACON_COORDINATOR_LOCALE.
+    """
+    work = casework(context)
+    chat = update.effective_chat if update is not None else None
+    if chat is None:
+        return get_translator(work.locale)
+    if chat.type != ChatType.PRIVATE:
+        return chat_translator(context, chat.id)
+    chosen = (context.user_data or {}).get(LOCALE)
+    if isinstance(chosen, str) and chosen in SHIPPED_LOCALES:
+        return get_translator(chosen)
+    user = update.effective_user if update is not None else None
+    return get_translator(negotiate_locale(user.language_code if user else None, work.locale))
+
+
+def chat_translator(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> Translator:
+    """The language of a coordinators' group (its /language choice, else BEACON_COORDINATOR_LOCALE)."""
+    work = casework(context)
+    return get_translator(work.chat_locales.get(chat_id, work.locale))
 
 
 async def in_place(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -86,7 +108,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     user = update.effective_user
     if query is None or user is None:
         return
-    _ = translator(context).gettext
+    _ = translator(context, update).gettext
     parts = (query.data or "").split(":")
     if len(parts) not in (3, 4) or parts[0] != CARD_PREFIX or not await in_place(update, context):
         await query.answer(_("This button is no longer active."))
@@ -106,7 +128,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         elif verb == "close":
             await service.case(user.id, case_id)  # role check before showing the reasons
             if isinstance(query.message, Message):
-                await query.message.edit_reply_markup(closing_markup(translator(context), case_id))
+                await query.message.edit_reply_markup(closing_markup(translator(context, update), case_id))
             await query.answer()
             return
         elif verb == "reason":
@@ -114,7 +136,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         elif verb == "cancel":
             case = await service.case(user.id, case_id)
             if isinstance(query.message, Message):
-                await query.message.edit_reply_markup(card_markup(translator(context), case))
+                await query.message.edit_reply_markup(card_markup(translator(context, update), case))
             await query.answer()
             return
         elif verb == "details":
@@ -144,7 +166,7 @@ async def _send_details(update: Update, context: ContextTypes.DEFAULT_TYPE, case
     user = update.effective_user
     if query is None or user is None:
         return
-    t = translator(context)
+    t = translator(context, update)
     _ = t.gettext
     case, media = await casework(context).service.details(user.id, case_id)
     report = case.report
@@ -190,7 +212,7 @@ async def reply_to(update: Update, text: str, markup: InlineKeyboardMarkup | Non
 
 
 async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply_to(update, translator(context).gettext("You are not allowed to do this."))
+    await reply_to(update, translator(context, update).gettext("You are not allowed to do this."))
 
 
 def _row_line(t: Translator, row: QueueRowLike, gazetteer: Gazetteer) -> str:
@@ -217,7 +239,7 @@ async def _list(update: Update, context: ContextTypes.DEFAULT_TYPE, *, mine: boo
     user = update.effective_user
     if user is None or not await in_place(update, context):
         return
-    t = translator(context)
+    t = translator(context, update)
     ctx = casework(context)
     try:
         rows = await (ctx.service.mine(user.id) if mine else ctx.service.queue(user.id))
@@ -235,7 +257,7 @@ async def case_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     if user is None or not await in_place(update, context):
         return
-    t = translator(context)
+    t = translator(context, update)
     ctx = casework(context)
     args = context.args or []
     if len(args) != 1:
@@ -269,7 +291,7 @@ async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *
     message = update.effective_message
     if user is None or message is None or not await in_place(update, context):
         return
-    t = translator(context)
+    t = translator(context, update)
     _ = t.gettext
     args = list(context.args or [])
     target: int | None = None
@@ -320,7 +342,7 @@ async def duty_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     if user is None or not await in_place(update, context):
         return
-    _ = translator(context).gettext
+    _ = translator(context, update).gettext
     args = [a.lower() for a in (context.args or [])]
     on = not args or args[0] in ("on", "1", "yes")
     try:
@@ -336,7 +358,7 @@ async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """/help in the coordinators' group: the caseworkers' commands."""
     if not await in_place(update, context):
         return
-    _ = translator(context).gettext
+    _ = translator(context, update).gettext
     await reply_to(
         update,
         _(
@@ -349,6 +371,9 @@ async def staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             "/reply ID text, or reply to a card: a message to the reporter\n"
             "/duty on|off: be alerted when a P1 waits\n"
             "/grant USER_ID ROLE, /revoke USER_ID: roles (admins)\n"
+            "/stats, /hotspots: figures and places\n"
+            "/language: the language of this group's tickets\n"
+            "/export: case lists as files (analysts and admins, in a private chat with the bot)\n"
             "Card buttons: claim, move the status, close with a reason, details (sent to you privately)."
         ),
     )
@@ -375,7 +400,7 @@ def _delivery_text(t: Translator, delivery: Delivery) -> str:
     _ = t.gettext
     return {
         Delivery.SENT: lambda: _("Sent to the reporter."),
-        Delivery.HELD: lambda: _("Held: the reporter will see it when they check in with /status."),
+        Delivery.HELD: lambda: _("Waiting: the reporter will see it the next time they open /status."),
         Delivery.UNREACHABLE: lambda: _(
             "The reporter cannot be reached now; they will see it when they check in."
         ),
@@ -390,7 +415,7 @@ async def _relay(
     user = update.effective_user
     if user is None:
         return
-    t = translator(context)
+    t = translator(context, update)
     try:
         delivery = await casework(context).relay.reply(
             user.id, case_id, text, reporter_sender(context), media
@@ -416,7 +441,8 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     parts = message.text.split(maxsplit=2)
     if len(parts) < 3:
         await reply_to(
-            update, translator(context).gettext("Send /reply followed by the case id and your message.")
+            update,
+            translator(context, update).gettext("Send /reply followed by the case id and your message."),
         )
         return
     await _relay(update, context, parts[1].strip().upper(), parts[2])
@@ -446,13 +472,14 @@ async def on_card_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     except (UnsupportedMedia, TelegramError) as error:
         _LOG.warning("Media for case %s not relayed: %s", case_id, type(error).__name__)
         await reply_to(
-            update, translator(context).gettext("This file could not be relayed. Please send it as a photo.")
+            update,
+            translator(context, update).gettext("This file could not be relayed. Please send it as a photo."),
         )
         return
     text = message.text if message.text is not None else message.caption or ""
     if not text and media is None:
         await reply_to(
-            update, translator(context).gettext("Only text, photos and voice notes can be relayed.")
+            update, translator(context, update).gettext("Only text, photos and voice notes can be relayed.")
         )
         return
     await _relay(update, context, case_id, text, media)
@@ -471,7 +498,7 @@ async def _staff_call(
     user = update.effective_user
     if user is None or not await in_place(update, context):
         return
-    t = translator(context)
+    t = translator(context, update)
     args = list(context.args or [])
     try:
         answer = await call(user.id, args)
@@ -494,7 +521,7 @@ async def _staff_call(
 
 async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/note ID text: an internal note on the case (encrypted, never shown to the reporter)."""
-    t = translator(context)
+    t = translator(context, update)
     message = update.effective_message
 
     async def call(actor: int, args: list[str]) -> str:
@@ -509,7 +536,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def notes_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/notes ID: the case's internal notes, oldest first."""
-    t = translator(context)
+    t = translator(context, update)
     ctx = casework(context)
 
     async def call(actor: int, args: list[str]) -> str:
@@ -523,7 +550,7 @@ async def notes_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def priority_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/priority ID P1..P4 reason: set the priority by hand, with a reason."""
-    t = translator(context)
+    t = translator(context, update)
 
     async def call(actor: int, args: list[str]) -> str:
         if len(args) < 3:
@@ -539,7 +566,7 @@ async def priority_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/link ID OTHER [duplicate]: link two cases; "duplicate" closes the first in favour of the other."""
-    t = translator(context)
+    t = translator(context, update)
 
     async def call(actor: int, args: list[str]) -> str:
         duplicate = len(args) > 2 and args[2].lower() in ("duplicate", "dup")
@@ -551,7 +578,7 @@ async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def tag_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/tag ID tag: label a case."""
-    t = translator(context)
+    t = translator(context, update)
 
     async def call(actor: int, args: list[str]) -> str:
         await casework(context).service.tag(actor, args[0].upper(), args[1])
@@ -562,7 +589,7 @@ async def tag_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def find_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/find area=ID status=STATUS priority=P1 indicator=CONDITION: search cases."""
-    t = translator(context)
+    t = translator(context, update)
     ctx = casework(context)
 
     async def call(actor: int, args: list[str]) -> str:
@@ -582,3 +609,43 @@ async def find_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
     usage = t.gettext("Usage: /find area=AREA_ID status=STATUS priority=P1 indicator=CONDITION (any of them)")
     await _staff_call(update, context, usage, call)
+
+
+async def _may_set_group_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Only admins and coordinators, in a coordinators' group, choose that group's language."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None or chat.type == ChatType.PRIVATE:
+        return False
+    if chat.id not in await casework(context).chat_ids():
+        return False
+    return await casework(context).service.role(user.id) in (Role.ADMIN, Role.COORDINATOR)
+
+
+async def group_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/language in a coordinators' group: the language of its tickets, cards and answers."""
+    t = translator(context, update)
+    if not await _may_set_group_language(update, context):
+        await reply_to(update, t.gettext("This command is not available here."))
+        return
+    await reply_to(
+        update, t.gettext("Choose the language of this group's tickets:"), language_keyboard("gl:")
+    )
+
+
+async def on_group_language_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """gl:<locale>: keeps the group's language (checked again: buttons can be forged or pressed by anyone)."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None:
+        return
+    code = (query.data or "").removeprefix("gl:")
+    if code not in SHIPPED_LOCALES or not await _may_set_group_language(update, context):
+        await query.answer(translator(context, update).gettext("This button is no longer valid."))
+        return
+    work = casework(context)
+    work.chat_locales[chat.id] = code
+    if work.save_chat_locale is not None:
+        await work.save_chat_locale(chat.id, code)
+    await query.answer()
+    t = get_translator(code)
+    text = t.gettext("This group's tickets are now in {language}.").format(language=native_name(code))
+    await reply_to(update, text)

@@ -128,7 +128,7 @@ def card_text(
     if case.withdrawn:
         lines.append(_("⚠️ Withdrawn by the reporter. A captor may have forced this: treat the case as open."))
     if case.quarantined:
-        lines.append(_("⚠️ Held for review: many reports from one account in a short time."))
+        lines.append(_("⚠️ Set aside for review: many reports from one account in a short time."))
     reasons = ", ".join(reason_label(t, r) for r in case.reasons) or dash
     lines.append(_("Why: {reasons}").format(reasons=reasons))
     lines.append(_("Reported by: {who}").format(who=reporter_type_label(t, report.reporter_type)))
@@ -141,7 +141,7 @@ def card_text(
     people = people_label(t, report.people) if report.people else dash
     origins = ", ".join(territory_name(t, code) for code in report.nationalities) or dash
     lines.append(_("People held: {people} · From: {origins}").format(people=people, origins=origins))
-    lines.append(_("Contact: {contact}").format(contact=contact_preference_label(t, report.contact)))
+    lines.append(_("May the team write to the reporter: {contact}").format(contact=contact_preference_label(t, report.contact)))
     lines.append(_("Reported: {when}").format(when=format_time(t, case.created_at, timezone)))
     status = status_label(t, case.status)
     if case.closing_reason:
@@ -215,8 +215,8 @@ def notice_text(t: Translator, kind: OutboxKind) -> str:
 def digest_text(t: Translator, cases: Sequence[CaseView], gazetteer: Gazetteer) -> str:
     """One message announcing several lower-priority cases during a burst."""
     header = t.ngettext(
-        "{count} lower-priority case arrived during a burst; its topic follows:",
-        "{count} lower-priority cases arrived during a burst; their topics follow:",
+        "{count} lower-priority case arrived at the same time; its topic is opened below:",
+        "{count} lower-priority cases arrived at the same time; their topics are opened below:",
         len(cases),
     ).format(count=len(cases))
     lines = [header]

@@ -8,7 +8,7 @@ caught before anything broader.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -69,7 +69,7 @@ class TelegramAlertGateway:
     def __init__(
         self,
         bot: Bot,
-        translator: Translator,
+        translator: Translator | Callable[[int], Translator],
         gazetteer: Gazetteer,
         timezone: ZoneInfo,
         operators: Sequence[int] = (),
@@ -77,11 +77,18 @@ class TelegramAlertGateway:
         full: bool = False,
     ) -> None:
         self.bot = bot
-        self.t = translator
+        # One language for every chat, or the language chosen for each chat (group /language, staff).
+        self._translator = translator
         self.gazetteer = gazetteer
         self.timezone = timezone
         self.operators = tuple(operators)
         self.full = full
+
+    def t(self, chat_id: int) -> Translator:
+        """The language of ``chat_id`` (a coordinators' group, or a member of staff's private chat)."""
+        if isinstance(self._translator, Translator):
+            return self._translator
+        return self._translator(chat_id)
 
     async def open_topic(self, chat_id: int, case: CaseView) -> int | None:
         try:
@@ -96,9 +103,9 @@ class TelegramAlertGateway:
         message = await call(
             self.bot.send_message(
                 chat_id,
-                card_text(self.t, case, self.gazetteer, self.timezone, full=self.full),
+                card_text(self.t(chat_id), case, self.gazetteer, self.timezone, full=self.full),
                 message_thread_id=thread_id,
-                reply_markup=card_markup(self.t, case),
+                reply_markup=card_markup(self.t(chat_id), case),
             )
         )
         return message.message_id
@@ -107,10 +114,10 @@ class TelegramAlertGateway:
         try:
             await call(
                 self.bot.edit_message_text(
-                    card_text(self.t, case, self.gazetteer, self.timezone, full=self.full),
+                    card_text(self.t(chat_id), case, self.gazetteer, self.timezone, full=self.full),
                     chat_id=chat_id,
                     message_id=message_id,
-                    reply_markup=card_markup(self.t, case),
+                    reply_markup=card_markup(self.t(chat_id), case),
                 )
             )
         except GiveUp as error:
@@ -131,16 +138,18 @@ class TelegramAlertGateway:
     async def post_notice(
         self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
     ) -> None:
-        await call(self.bot.send_message(chat_id, notice_text(self.t, kind), message_thread_id=thread_id))
+        await call(
+            self.bot.send_message(chat_id, notice_text(self.t(chat_id), kind), message_thread_id=thread_id)
+        )
 
     async def post_digest(self, chat_id: int, cases: Sequence[CaseView]) -> None:
-        await call(self.bot.send_message(chat_id, digest_text(self.t, cases, self.gazetteer)))
+        await call(self.bot.send_message(chat_id, digest_text(self.t(chat_id), cases, self.gazetteer)))
 
     async def alert_operators(self, text_code: str, case_id: str) -> None:
         """Best effort: tell each admin privately (only those who have started the bot can be reached)."""
         del text_code  # one kind of operator alert today: an undeliverable ticket
         for operator in self.operators:
             try:
-                await call(self.bot.send_message(operator, operator_alert_text(self.t, case_id)))
+                await call(self.bot.send_message(operator, operator_alert_text(self.t(operator), case_id)))
             except DeliveryError as error:
                 _LOG.warning("Operator alert not delivered: %s", type(error).__name__)

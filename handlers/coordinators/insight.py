@@ -13,7 +13,7 @@ from bot.domain.models import Priority
 from bot.i18n import Translator
 from bot.services.casework import NotAllowed
 from bot.services.insight import AGE_BUCKETS, OLDER, InsightService
-from handlers.coordinators.actions import casework, in_place, refuse, reply_to, translator
+from handlers.coordinators.actions import casework, chat_translator, in_place, refuse, reply_to, translator
 from handlers.coordinators.charts import render_chart
 
 _LOG = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     message = update.effective_message
     if user is None or message is None or not await in_place(update, context):
         return
-    t = translator(context)
+    t = translator(context, update)
     _ = t.gettext
     try:
         figures = await insight(context).figures(user.id)
@@ -73,7 +73,7 @@ async def hotspots_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     user = update.effective_user
     if user is None or not await in_place(update, context):
         return
-    t = translator(context)
+    t = translator(context, update)
     try:
         spots = await insight(context).hotspots(user.id)
     except NotAllowed:
@@ -112,19 +112,19 @@ async def daily_digest(context: ContextTypes.DEFAULT_TYPE) -> None:
     found = context.bot_data.get(INSIGHT_KEY)
     if not isinstance(found, InsightContext):
         return
-    t = translator(context)
     digest = await found.service.digest()
-    lines = [t.gettext("Daily digest: open cases by age")]
-    if not digest:
-        lines.append(t.gettext("No open cases."))
-    for priority in Priority:
-        buckets = digest.get(priority)
-        if not buckets:
-            continue
-        names = [name for name, _limit in AGE_BUCKETS] + [OLDER]
-        parts = [f"{bucket_label(t, name)}: {buckets[name]}" for name in names if buckets.get(name)]
-        lines.append(f"{priority.name}: " + ", ".join(parts))
     for chat_id in (await casework(context).chat_ids())[-1:]:
+        t = chat_translator(context, chat_id)
+        lines = [t.gettext("Daily digest: open cases by age")]
+        if not digest:
+            lines.append(t.gettext("No open cases."))
+        for priority in Priority:
+            buckets = digest.get(priority)
+            if not buckets:
+                continue
+            names = [name for name, _limit in AGE_BUCKETS] + [OLDER]
+            parts = [f"{bucket_label(t, name)}: {buckets[name]}" for name in names if buckets.get(name)]
+            lines.append(f"{priority.name}: " + ", ".join(parts))
         try:
             await context.bot.send_message(chat_id, "\n".join(lines))
         except TelegramError as error:

@@ -15,7 +15,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.services.escalation import EscalationService
-from handlers.coordinators.actions import casework, translator
+from handlers.coordinators.actions import casework, chat_translator, translator
 
 _LOG = logging.getLogger(__name__)
 ESCALATION_KEY = "beacon.escalation"
@@ -39,11 +39,11 @@ async def escalate(context: ContextTypes.DEFAULT_TYPE) -> None:
     found = context.bot_data.get(ESCALATION_KEY)
     if not isinstance(found, EscalationContext):
         return
-    t = translator(context)
     for escalation in await found.service.due():
         where = await found.ticket_of(escalation.case_id)
         if where is None:
             continue  # the ticket itself is still on its way
+        t = chat_translator(context, where[0])
         minutes = int(escalation.waited.total_seconds() // 60)
         names = ", ".join(escalation.on_duty) or t.gettext("nobody (use /duty on)")
         text = t.gettext(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from babel import Locale
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -31,10 +30,10 @@ from telegram.ext import ContextTypes
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.models import MAX_FREE_TEXT, CaseStatus
 from bot.domain.records import Media, TeamMessage
-from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, negotiate_locale
+from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, native_name, negotiate_locale
 from bot.services.intake import AlreadySubmitted, IntakeService, TooManyAttempts
 from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
-from handlers.common import DEFAULT_LOCALE_KEY, send_with_media, team_message
+from handlers.common import DEFAULT_LOCALE_KEY, language_buttons, send_with_media, team_message
 from handlers.intake import draft as flow
 from handlers.intake.draft import Draft, Step
 from handlers.intake.questions import CALLBACK_PREFIX, Question, button, location_keyboard, question, rows
@@ -219,9 +218,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "You can skip any question. Send /x at any time to stop and clear this chat. "
         "Send /delete to withdraw a report. /language changes the language."
     )
-    language_button = InlineKeyboardButton(
-        "🌐 " + (Locale.parse(t.locale).display_name or t.locale), callback_data="l:menu"
-    )
+    language_button = InlineKeyboardButton("🌐 " + native_name(t.locale), callback_data="l:menu")
     await say(update, context, notice, InlineKeyboardMarkup([[language_button]]))
     await ask(update, context, Step.DANGER)
 
@@ -243,10 +240,7 @@ async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.callback_query is None:
         track(context, update.effective_message)
     t = translator(update, context)
-    buttons = [
-        InlineKeyboardButton(Locale.parse(code).display_name or code, callback_data=f"l:{code}")
-        for code in SHIPPED_LOCALES
-    ]
+    buttons = language_buttons("l:")
     await say(update, context, t.gettext("Choose your language:"), InlineKeyboardMarkup(rows(buttons, 2)))
 
 

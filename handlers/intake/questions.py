@@ -221,7 +221,7 @@ def question(step: Step, t: Translator, draft: Draft, gazetteer: Gazetteer) -> Q
         choices = [button(step, v.value, age_label(t, v)) for v in AgeBand]
         return Question(text, InlineKeyboardMarkup([*rows(choices, 3), [skip]]))
     if step is Step.VICTIM_SEX:
-        text = _("You are:") if me else _("The person is:")
+        text = _("Your gender:") if me else _("The person's gender:")
         choices = [button(step, v.value, sex_label(t, v)) for v in Sex]
         return Question(text, InlineKeyboardMarkup([*rows(choices, 2), [skip]]))
     if step is Step.VICTIM_NATIONALITY:

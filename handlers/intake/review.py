@@ -102,7 +102,7 @@ def review_question(t: Translator, draft: Draft, gazetteer: Gazetteer) -> Questi
     _ = t.gettext
     step = Step.REVIEW
     change = [
-        button(step, "who", _("Change: about")),
+        button(step, "who", _("Change: who it is about")),
         button(step, "victim", _("Change: person")),
         button(step, "where", _("Change: where")),
         button(step, "docs", _("Change: passport, phone")),

@@ -30,7 +30,7 @@ async def test_a_burst_of_low_priority_cases_is_announced_in_one_digest_then_tic
 
     await h.sb.wait_until(all_delivered, timeout=30)
     texts = [m.get("text", "") for m in await h.sb.messages(h.group_id)]
-    digests = [t for t in texts if "lower-priority cases arrived during a burst" in t]
+    digests = [t for t in texts if "lower-priority cases arrived at the same time" in t]
     assert len(digests) == 1
     assert all(case_id in digests[0] for case_id in case_ids)
     first_card = next(i for i, t in enumerate(texts) if "· Case " in t)

@@ -32,7 +32,7 @@ from tests.e2e.test_alert_delivery import ADDED, thread_texts
 
 JSON = dict[str, Any]
 SENT = "Sent to the reporter."
-HELD = "Held: the reporter will see it when they check in with /status."
+HELD = "Waiting: the reporter will see it the next time they open /status."
 UNREACHABLE = "The reporter cannot be reached now; they will see it when they check in."
 NO_CONTACT = "Not sent: the reporter asked not to be contacted."
 WITHDRAWN = "Not sent: the reporter withdrew this report."
