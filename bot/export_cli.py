@@ -30,6 +30,8 @@ __all__ = ["add_export_parser", "run_export"]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# The files SQLite keeps beside a database: an export written over one of them would destroy the cases.
+_SQLITE_FILES = ("-wal", "-shm", "-journal")
 
 
 def add_export_parser(commands: Any) -> None:
@@ -122,7 +124,7 @@ def run_export(args: argparse.Namespace) -> int:
     """Run ``beacon export``; return the exit status."""
     import aiosqlite
 
-    from bot.crypto import Keyring
+    from bot.crypto import DecryptionError, Keyring
     from bot.domain.gazetteer import GazetteerError, load_gazetteer
     from bot.services.export import ExportRequest, audit_details, write_export
     from bot.services.export_formats import area_lookup
@@ -188,6 +190,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     to_stdout = args.output == "-"
     output = Path(args.output)
+    database = settings.database.resolve()
+    if not to_stdout and output.resolve() in {database, *(Path(f"{database}{end}") for end in _SQLITE_FILES)}:
+        _error(f"will not write the export over the database {settings.database}")
+        return EXIT_USAGE
     keyring = Keyring(settings.secret_key_bytes())
     progress, close_progress = _progress(not to_stdout or not sys.stdout.isatty())
 
@@ -225,6 +231,10 @@ def run_export(args: argparse.Namespace) -> int:
         close_progress()
         _error(f"cannot read {settings.database} (is it migrated? run: beacon migrate): {exc}")
         return EXIT_FAILURE
+    except DecryptionError as exc:
+        close_progress()
+        _error(f"cannot decrypt the cases ({exc}): was the database written with this BEACON_SECRET_KEY?")
+        return EXIT_FAILURE
     except OSError as exc:
         close_progress()
         _error(f"cannot write {args.output}: {exc.strerror or exc}")
@@ -235,9 +245,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _describe(summary: Any, encrypted: bool, where: str) -> str:
-    unit = "area" if summary.format is ExportFormat.GEOJSON else "case"
+    # GeoJSON counts cases too (those in the areas it publishes), not areas.
     text = (
-        f"exported {summary.rows} {unit}{'s' if summary.rows != 1 else ''} "
+        f"exported {summary.rows} case{'s' if summary.rows != 1 else ''} "
         f"(level {summary.level.value}, {summary.format.value}{', age-encrypted' if encrypted else ''}) "
         f"to {where}"
     )

@@ -269,6 +269,10 @@ class XlsxWriter:
         self._row += 1
         row = self._row
         cells = "".join(_xlsx_cell(f"{self._letter(i)}{row}", value, style) for i, value in enumerate(values))
+        if values and values[-1] is None:
+            # An empty last cell still marks the row's width, so readers see every row as wide as the
+            # header (the sheet has no <dimension>: it is written before the row count is known).
+            cells += f'<c r="{self._letter(len(values) - 1)}{row}"/>'
         self._buffer.append(f'<row r="{row}">{cells}</row>')
         if len(self._buffer) >= 256:
             self._flush()

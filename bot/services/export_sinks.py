@@ -109,18 +109,28 @@ class AgeEncryptor(io.RawIOBase):
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
         self._writer = os.fdopen(write_fd, "wb", buffering=0)
         self._error: BaseException | None = None
+        self._destination = _Watched(destination)
         self._thread = threading.Thread(
-            target=self._encrypt, args=(destination, list(recipients)), name="age-encrypt", daemon=True
+            target=self._encrypt, args=(list(recipients),), name="age-encrypt", daemon=True
         )
         self._thread.start()
 
-    def _encrypt(self, destination: IO[bytes] | io.RawIOBase, recipients: list[Recipient]) -> None:
+    def _encrypt(self, recipients: list[Recipient]) -> None:
         try:
-            pyrage.encrypt_io(self._reader, destination, recipients)
+            pyrage.encrypt_io(self._reader, self._destination, recipients)
         except BaseException as exc:  # reported by close(); the writer sees a broken pipe meanwhile
             self._error = exc
         finally:
             self._reader.close()
+
+    def _failure(self) -> ExportError | None:
+        """What went wrong in the encrypting thread (the destination's own error first), if anything."""
+        error = self._destination.error or self._error
+        if error is None:
+            return None
+        if isinstance(error, ExportError):
+            return error
+        return ExportError(f"encrypting failed: {error}")
 
     def writable(self) -> bool:
         return True
@@ -130,7 +140,7 @@ class AgeEncryptor(io.RawIOBase):
             written = self._writer.write(data)
         except BrokenPipeError:
             self._thread.join()
-            raise ExportError(f"encrypting failed: {self._error}") from None
+            raise self._failure() or ExportError("encrypting failed") from None
         return len(data) if written is None else written
 
     def close(self) -> None:
@@ -140,8 +150,25 @@ class AgeEncryptor(io.RawIOBase):
             self._writer.close()
         self._thread.join()
         super().close()
-        if self._error is not None:
-            raise ExportError(f"encrypting failed: {self._error}")
+        failure = self._failure()
+        if failure is not None:
+            raise failure
+
+
+class _Watched:
+    """Passes pyrage's writes on to ``destination`` and keeps the first error: pyrage drops an error of
+    its last write (at the end of the file), which would leave a truncated file reported as complete."""
+
+    def __init__(self, destination: IO[bytes] | io.RawIOBase) -> None:
+        self._destination = destination
+        self.error: BaseException | None = None
+
+    def write(self, data: bytes) -> int | None:
+        try:
+            return self._destination.write(data)
+        except BaseException as exc:
+            self.error = self.error or exc
+            raise
 
 
 @contextmanager

@@ -141,7 +141,8 @@ def card_text(
     people = people_label(t, report.people) if report.people else dash
     origins = ", ".join(territory_name(t, code) for code in report.nationalities) or dash
     lines.append(_("People held: {people} · From: {origins}").format(people=people, origins=origins))
-    lines.append(_("May the team write to the reporter: {contact}").format(contact=contact_preference_label(t, report.contact)))
+    contact = contact_preference_label(t, report.contact)
+    lines.append(_("May the team write to the reporter: {contact}").format(contact=contact))
     lines.append(_("Reported: {when}").format(when=format_time(t, case.created_at, timezone)))
     status = status_label(t, case.status)
     if case.closing_reason:

@@ -47,12 +47,12 @@ class Plan:
     danger: str = "no"
     reporter_type: str | None = "witness"
     victim: bool = False
-    victim_name: str = "Tran Thi Mai"
+    victim_name: str | None = "Tran Thi Mai"  # None: the text questions of the victim are skipped
     victim_age: str = "25-34"
     victim_sex: str = "female"
     victim_nationality: str = "VN"
-    victim_passport: str = "C1234567"
-    victim_handle: str = "@mai_contact_here"
+    victim_passport: str | None = "C1234567"
+    victim_handle: str | None = "@mai_contact_here"
     victim_photo: bool = True
     victim_last_contact: str = "week"
     country: str | None = "KH"
@@ -185,6 +185,11 @@ class Walk:
         self.questions[following.value] = await self.r.question_after(following.value, mark)
         return following
 
+    async def _type_or_skip(self, step: Step, text: str | None, following: Step) -> Step:
+        if text:
+            return await self._send(following, text=text)
+        return await self._choose(step, "skip", following)
+
     async def answer(self, step: Step) -> Step:
         """Answer the question for `step` as planned; return the step whose question then shows."""
         p, r, s = self.plan, self.r, Step
@@ -197,7 +202,7 @@ class Walk:
                 step, "yes" if p.victim else "no", s.VICTIM_NAME if p.victim else s.WHERE
             )
         if step is s.VICTIM_NAME:
-            return await self._send(s.VICTIM_AGE, text=p.victim_name)
+            return await self._type_or_skip(step, p.victim_name, s.VICTIM_AGE)
         if step is s.VICTIM_AGE:
             return await self._choose(step, p.victim_age, s.VICTIM_SEX)
         if step is s.VICTIM_SEX:
@@ -205,9 +210,9 @@ class Walk:
         if step is s.VICTIM_NATIONALITY:
             return await self._choose(step, p.victim_nationality, s.VICTIM_PASSPORT)
         if step is s.VICTIM_PASSPORT:
-            return await self._send(s.VICTIM_HANDLE, text=p.victim_passport)
+            return await self._type_or_skip(step, p.victim_passport, s.VICTIM_HANDLE)
         if step is s.VICTIM_HANDLE:
-            return await self._send(s.VICTIM_PHOTO, text=p.victim_handle)
+            return await self._type_or_skip(step, p.victim_handle, s.VICTIM_PHOTO)
         if step is s.VICTIM_PHOTO:
             if p.victim_photo:
                 return await self._send(s.VICTIM_LAST_CONTACT, photo={})

@@ -19,7 +19,7 @@ from storage.workflow import StaffStore
 from tests.storage.factories import tamper_audit
 
 REPO = Path(__file__).resolve().parents[2]
-SUBCOMMANDS = ["run", "keygen", "migrate", "audit", "sandbox", "demo"]
+SUBCOMMANDS = ["run", "keygen", "migrate", "audit", "sandbox", "demo", "export", "backup", "purge", "doctor"]
 
 
 def test_keygen_prints_base64_of_32_fresh_random_bytes(capsys):
