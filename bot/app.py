@@ -11,8 +11,8 @@ import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
-from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -113,6 +113,8 @@ ALERT_BOT_KEY: Final = "beacon.alert_bot"
 RATE_LIMIT_RETRIES: Final = 3
 # How often the outbox is checked for alerts that are due (new ones are sent at once after a commit).
 ALERT_INTERVAL_SECONDS: Final = 2.0
+# Rate-limit events older than this are deleted hourly (the limit looks back one hour).
+RATE_EVENTS_KEPT: Final = timedelta(hours=2)
 # bot_state keys holding the language a coordinators' group chose with /language.
 CHAT_LOCALE_PREFIX: Final = "locale:chat:"
 # The daily digest of open cases is posted at this hour, in the coordinators' time zone.
@@ -497,6 +499,17 @@ def build_application(settings: Settings) -> BeaconApplication:
         )
         await _set_commands(application, settings.default_locale)
         job_queue.run_repeating(intake.sweep_idle, interval=60, first=5, name="idle sweep")
+
+        async def prune_rate_events(_context: ContextTypes.DEFAULT_TYPE) -> None:
+            """Rate-limit events (a pseudonym and a time) are kept only as long as the hourly limit needs."""
+            try:
+                await CaseStore(conn, resources.keyring).prune_rate_events(
+                    datetime.now(UTC) - RATE_EVENTS_KEPT
+                )
+            except StorageError as error:
+                _LOG.warning("Rate events not pruned: %s", type(error).__name__)
+
+        job_queue.run_repeating(prune_rate_events, interval=3600, first=60, name="rate events")
 
     async def post_shutdown(application: BeaconApplication) -> None:
         """Closes the database."""
