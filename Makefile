@@ -33,6 +33,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit -q -c pyproject.toml -r bot handlers storage sandbox
 
 typecheck: install
 	$(VENV)/bin/mypy

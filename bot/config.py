@@ -42,7 +42,8 @@ _BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 
 # Fixed explanations per field. Pydantic's own messages are not used: some of them quote the input.
 _PROBLEMS: dict[str, str] = {
-    "bot_token": "must be the token BotFather gave you, like 123456789:AAE-example",
+    # Help text, not a password (bandit B105 mistakes it for one).
+    "bot_token": "must be the token BotFather gave you, like 123456789:AAE-example",  # nosec B105
     "api_url": "must be an http:// or https:// URL without query or fragment, like https://api.telegram.org",
     "database": "must be a file path, like data/beacon.db",
     "coordinator_chat_id": "must be a Telegram chat id, a whole number like -1001234567890",

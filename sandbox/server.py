@@ -71,7 +71,8 @@ CANONICAL = {
 }
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 DEFAULT_HANG_SECONDS = 120.0
-DEFAULT_TOKEN = "123456789:SANDBOX-local-token"  # noqa: S105 (a public placeholder, not a secret)
+# A public placeholder, not a secret.
+DEFAULT_TOKEN = "123456789:SANDBOX-local-token"  # noqa: S105  # nosec B105
 # The HTTP status each injected fault answers with, for the calls log (0: the connection is dropped).
 FAULT_STATUS = {
     "retry_after": 429,
@@ -534,7 +535,8 @@ class WebhookDelivery:
             await asyncio.sleep(0.02)
 
     async def _drain(self, bot: BotAccount) -> None:
-        assert self.session is not None
+        if self.session is None:
+            raise RuntimeError("the webhook pusher is not started")
         failures = 0
         while bot.webhook is not None and bot.updates:
             webhook = bot.webhook

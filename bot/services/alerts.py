@@ -185,7 +185,8 @@ class AlertDispatcher:
         # Which configured group a case belongs to (routing rules); by default, the one group.
         self.route = route or (lambda _case: default_chat_id)
         self.clock = clock
-        self.rng = rng or random.Random()
+        # Retry jitter, not a secret: a plain pseudo-random generator is right here.
+        self.rng = rng or random.Random()  # nosec B311
         self.per_minute = per_minute
         self.monotonic = monotonic
         self._recent: deque[float] = deque()
