@@ -582,10 +582,11 @@ def _secret(name: str) -> Getter:
 
 
 def _htcds_status(case: ExportCase) -> str:
-    if case.status is CaseStatus.CLOSED:
-        return "ClosedReferred" if case.closing_reason == "referred" else "Closed"
+    """HTCDS cas_Status: a case handed to another organisation is ClosedReferred from Beacon's side."""
     if case.status is CaseStatus.REFERRED:
-        return "FollowUp"
+        return "ClosedReferred"
+    if case.status is CaseStatus.CLOSED:
+        return "Closed"
     return "Active"
 
 
@@ -631,7 +632,7 @@ COLUMNS: tuple[Column, ...] = (
            "Beacon workflow status: new, acknowledged, in_contact, referred, closed.",
            lambda c, _: c.status.value),
     Column("htcds_case_status", _FP, "cas_Status", "#status+htcds",
-           "The status in HTCDS terms: Active, FollowUp, Closed, ClosedReferred.",
+           "The status in HTCDS terms: Active (new, acknowledged, in contact), ClosedReferred, Closed.",
            lambda c, _: _htcds_status(c)),
     Column("closing_reason", _FP, "", "#status+reason", "Why a closed case was closed (a code).",
            lambda c, _: c.closing_reason),
@@ -763,9 +764,10 @@ def column_dictionary_markdown() -> str:
         "",
         "Generated from `bot/domain/export.py` (`python -m bot.domain.export > docs/export-columns.md`);",
         "a test fails when this file and the code differ. Columns appear in this order. Dates and times are",
-        "ISO 8601 in UTC. In CSV, lists are joined with `;`, booleans are `true`/`false`; JSONL and XLSX",
-        "keep lists and booleans as such. The public level follows CTDC: `1`/`0` flags and `-99` for a value",
-        "that is unknown or withheld to keep the export k-anonymous.",
+        "ISO 8601 in UTC. Lists are joined with `; ` in CSV and XLSX cells and are arrays in JSONL;",
+        "booleans are `true`/`false` in CSV and real booleans in JSONL and XLSX. The public level",
+        "follows CTDC: `1`/`0` flags and `-99` for a value that is unknown or withheld to keep the",
+        "export k-anonymous.",
         "",
     ]
     for level in ExportLevel:

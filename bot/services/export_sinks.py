@@ -86,7 +86,7 @@ class CappedBuffer(io.RawIOBase):
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         size = len(data)
         if self._buffer.tell() + size > self._limit:
-            raise ExportTooLarge(f"the export is larger than {self._limit // 1_000_000} MB")
+            raise ExportTooLarge(f"the export is larger than {self._limit:,} bytes")
         self._buffer.write(data)
         return size
 

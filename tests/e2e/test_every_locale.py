@@ -367,12 +367,17 @@ async def test_a_whole_report_and_the_commands_in_every_language(harness: Harnes
 
     # /x: everything goes, the receipt too, and nothing is said.
     await r.messages()  # the last look at the chat before it is wiped
+    before_x = max((int(c["seq"]) for c in await h.sb.calls(bot_id=h.bot_id)), default=0)
     await r.sb.send_text(r.user_id, "/x", bot_id=r.bot_id)
 
     async def empty() -> bool:
         return not await r.sb.messages(r.user_id, bot_id=r.bot_id)
 
     await h.sb.wait_until(empty)
+    said = [
+        c for c in await h.sb.calls(bot_id=h.bot_id, after=before_x) if str(c["method"]).startswith("send")
+    ]
+    assert not said, f"/x must say nothing: {said}"
 
     # Nothing the bot tried to show in this chat was refused by Telegram (a refused message is never seen).
     refused = [

@@ -23,6 +23,8 @@ import aiosqlite
 import openpyxl
 import pyrage
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.crypto import Keyring
 from bot.domain.export import (
@@ -36,7 +38,7 @@ from bot.domain.gazetteer import load_gazetteer
 from bot.domain.models import Place, Report
 from bot.domain.workflow import Role
 from bot.services.export import ExportRequest, ExportService, NeedsEncryption, write_export
-from bot.services.export_formats import AreaInfo, ExportSummary, XlsxWriter
+from bot.services.export_formats import ExportSummary, XlsxWriter, area_lookup, make_writer
 from bot.services.export_sinks import (
     AgeEncryptor,
     CappedBuffer,
@@ -74,11 +76,7 @@ EXACT_DIGITS = ["627543", "522016", "701234", "512345"]
 GAZETTEER = load_gazetteer(None)
 
 
-def areas(area_id: str) -> AreaInfo | None:
-    area = GAZETTEER.area(area_id)
-    if area is None:
-        return None
-    return AreaInfo(name=area.name, country=area.country, latitude=area.latitude, longitude=area.longitude)
+areas = area_lookup(GAZETTEER)
 
 
 @dataclass
@@ -334,6 +332,30 @@ async def test_csv_keeps_a_formula_as_text_and_jsonl_keeps_it_as_written(seeded,
     assert next(r for r in records if r["case_id"] == seeded.formula)["details"] == "=FORMULA-MARK+1"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(max_size=30)
+    | st.sampled_from(FORMULA_STARTS).flatmap(lambda c: st.text(max_size=10).map(c.__add__))
+)
+def test_any_csv_cell_reads_back_as_written_or_quoted_as_text(text):
+    """Whatever the text, it reads back unchanged, except that a would-be formula gains a leading quote;
+    no cell a spreadsheet would run as a formula is ever written."""
+    columns = columns_for(ExportLevel.FULL)[:2]
+    out = io.BytesIO()
+    writer = make_writer(ExportFormat.CSV, out, level=ExportLevel.FULL)
+    writer.begin(columns)
+    writer.row(None, [text, (text, "b")])  # type: ignore[arg-type]
+    writer.end(ExportSummary(ExportLevel.FULL, ExportFormat.CSV, GENERATED, {}))
+    _, [cell, joined] = csv_rows(out.getvalue())
+    guarded = text.startswith(FORMULA_STARTS)
+    assert cell == ("'" + text if guarded else text)
+    assert joined == ("'" if guarded else "") + f"{text}; b"
+    assert not cell.startswith(FORMULA_STARTS)
+
+
 # --- XLSX ---------------------------------------------------------------------------------------------
 
 
@@ -391,6 +413,22 @@ async def test_xlsx_splits_rows_over_sheets_past_max_rows(seeded, keyring):
     book.close()
     assert sorted(seen) == sorted(seeded.active)
     assert len(seen) == 15
+
+
+def test_xlsx_keeps_text_xml_cannot_hold_and_long_cells_readable():
+    """Control characters become U+FFFD and a cell past Excel's limit is cut with a note; the file opens."""
+    columns = columns_for(ExportLevel.FULL)[:3]
+    out = io.BytesIO()
+    writer = XlsxWriter(out)
+    writer.begin(columns)
+    writer.row(None, ["bell\x07 and\x0bvertical tab", "x" * 40_000, "  padded <b>&amp;</b> "])  # type: ignore[arg-type]
+    writer.end(ExportSummary(ExportLevel.FULL, ExportFormat.XLSX, GENERATED, {}, rows=1))
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    control, long, padded = next(book["cases"].iter_rows(min_row=2, values_only=True))
+    assert control == "bell\ufffd and\ufffdvertical tab"
+    assert len(long) == 32_767
+    assert long.endswith(" [truncated]")
+    assert padded == "  padded <b>&amp;</b> "
 
 
 # --- GeoJSON ------------------------------------------------------------------------------------------

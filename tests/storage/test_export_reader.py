@@ -59,6 +59,7 @@ async def test_the_reader_cannot_write(db_path, store, keyring):
     """Its connection is opened read-only: a write through it fails and changes nothing."""
     case_id = await add(store, keyring)
     async with await ExportReader.open(db_path, keyring) as reader:
+        # The reader offers no way to write; its private connection is tried directly.
         with pytest.raises(aiosqlite.OperationalError, match="readonly"):
             await reader._conn.execute("UPDATE cases SET status = 'closed' WHERE id = ?", (case_id,))
         with pytest.raises(aiosqlite.OperationalError, match="readonly"):

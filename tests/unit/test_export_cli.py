@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import pyrage
 import pytest
 
@@ -175,6 +176,18 @@ def test_partner_export_encrypted_to_a_recipient_equals_the_plaintext_export(env
     assert pyrage.decrypt(sealed.read_bytes(), [identity]) == plain.read_bytes()
 
 
+def test_xlsx_streamed_through_encryption_opens_after_decrypting(env, tmp_path, capsys):
+    """The zip is written to a pipe it cannot seek in; once decrypted it is a workbook openpyxl reads."""
+    identity = pyrage.x25519.Identity.generate()
+    sealed = tmp_path / "partner.xlsx.age"
+    assert main(["export", "-f", "xlsx", "-o", str(sealed), "--encrypt-to", str(identity.to_public())]) == 0
+    book = openpyxl.load_workbook(io.BytesIO(pyrage.decrypt(sealed.read_bytes(), [identity])))
+    assert book.sheetnames == ["cases", "columns", "about"]
+    header, *rows = list(book["cases"].iter_rows(values_only=True))
+    assert header[0] == "case_id"
+    assert len(rows) == 3
+
+
 def test_full_export_in_plaintext_only_when_asked(env, tmp_path, capsys):
     out = tmp_path / "full.csv"
     assert main(["export", "-l", "full", "-o", str(out), "--plaintext"]) == 0
@@ -256,9 +269,10 @@ def test_an_unreadable_recipients_file_is_one_error_line(env, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_missing_output_is_one_error_line(env, capsys):
+def test_missing_output_is_one_error_line(env, tmp_path, capsys):
     assert main(["export", "-f", "csv"]) == 2
     assert "--output" in one_error_line(capsys)
+    assert leftovers(tmp_path) == []  # nothing in the working folder either
 
 
 def test_output_in_a_missing_folder_is_one_error_line_and_no_audit(env, tmp_path, capsys):
@@ -275,6 +289,18 @@ def test_output_that_is_a_folder_is_one_error_line(env, tmp_path, capsys):
     assert main(["export", "-o", str(folder)]) == 1
     assert "is a folder" in one_error_line(capsys)
     assert os.listdir(folder) == []
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
+def test_an_export_is_never_written_over_the_database(env, capsys, suffix):
+    """-o pointing at the database (or a file SQLite keeps beside it) is refused: the cases survive."""
+    target = Path(f"{env}{suffix}")
+    before = env.read_bytes()
+    assert main(["export", "-o", str(target)]) == 2
+    assert "over the database" in one_error_line(capsys)
+    assert env.read_bytes() == before
+    assert main(["export", "-o", "-", "-f", "jsonl"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
 
 
 def test_missing_database_is_one_error_line_and_is_not_created(env, tmp_path, monkeypatch, capsys):

@@ -177,6 +177,7 @@ def test_an_unknown_status_names_the_accepted_values():
         parse_filters(status=["new,pending"])
     message = one_line(caught.value)
     assert "'pending'" in message
+    assert caught.value.value == "pending"  # quoted back by the bot in the reader's language
     for accepted in [*(status.value for status in CaseStatus), "open"]:
         assert accepted in message
 
@@ -194,6 +195,7 @@ def test_an_unknown_priority_is_refused(value):
         parse_filters(priority=[value])
     message = one_line(caught.value)
     assert repr(value) in message
+    assert caught.value.value == value
     assert "P1-P4" in message
 
 
@@ -309,6 +311,7 @@ def test_an_unknown_indicator_suggests_what_is_accepted():
         parse_filters(indicator=["locked_in", "Witchcraft"])
     message = one_line(caught.value)
     assert "'Witchcraft'" in message
+    assert caught.value.value == "Witchcraft"
     assert "WithholdsDocuments" in message
 
 
