@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Debian packages the browser test needs: headless Chromium and fonts for every script Beacon ships.
 DEBIAN_PACKAGES := chromium fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji gettext
 
-.PHONY: install system-deps demo test lint typecheck pytest bench clean
+.PHONY: install system-deps demo test lint typecheck pytest bench bench-export clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: system-deps lint typecheck pytest
 
 bench: install
 	$(PY) bench/sandbox_roundtrip.py
+
+# Exports of 100,000 and 1,000,000 synthetic cases (time, peak memory); databases cached in the temp folder.
+bench-export: install
+	$(PY) bench/export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -121,6 +121,15 @@ HTCDS_CODES: tuple[str, ...] = (
     "Other",
 )
 
+# Each condition's HTCDS codes and ILO indicators by its stored value (storage yields conditions as text):
+# a dict lookup per condition instead of building an enum member for it, on every row of an export.
+_METHODS_OF: dict[str, tuple[str, ...]] = {
+    condition.value: HTCDS_METHODS[condition] for condition in Condition
+}
+_INDICATORS_OF: dict[str, tuple[IloIndicator, ...]] = {
+    condition.value: ILO_INDICATORS[condition] for condition in Condition
+}
+
 
 # --- the record storage yields -----------------------------------------------------------------------
 
@@ -164,23 +173,13 @@ class ExportCase:
 
     def htcds_methods(self) -> tuple[str, ...]:
         """HTCDS MethodsOfControl codes the report supports, in the standard's order."""
-        codes = {
-            code
-            for name in self.conditions
-            if name in Condition.__members__.values()
-            for code in HTCDS_METHODS[Condition(name)]
-        }
+        codes = {code for name in self.conditions for code in _METHODS_OF.get(name, ())}
         if self.passport == Possession.TAKEN.value:
             codes.add(HTCDS_DOCUMENTS_WITHHELD)
         return tuple(code for code in HTCDS_CODES if code in codes)
 
     def ilo_indicators(self) -> tuple[str, ...]:
-        found = {
-            indicator
-            for name in self.conditions
-            if name in Condition.__members__.values()
-            for indicator in ILO_INDICATORS[Condition(name)]
-        }
+        found = {indicator for name in self.conditions for indicator in _INDICATORS_OF.get(name, ())}
         if self.passport == Possession.TAKEN.value:
             found.add(IloIndicator.RETENTION_OF_IDENTITY_DOCUMENTS)
         if self.phone == Possession.TAKEN.value:

@@ -115,6 +115,8 @@ class FormatWriter(Protocol):
 
 
 def _csv_text(value: Value) -> str:
+    if type(value) is str:  # the commonest value, checked first (same result as below)
+        return "'" + value if value.startswith(_FORMULA_START) else value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -183,16 +185,17 @@ def _column_letter(index: int) -> str:
 
 
 def _xml_text(text: str) -> str:
-    text = _XML_ILLEGAL.sub("\ufffd", text)
+    if not (text.isascii() and text.isprintable()):  # printable ASCII holds no character XML forbids
+        text = _XML_ILLEGAL.sub("\ufffd", text)
     if len(text) > XLSX_MAX_CELL:
         text = text[: XLSX_MAX_CELL - 12] + " [truncated]"
     return escape(text)
 
 
 def _xlsx_cell(ref: str, value: Value, style: int = 0) -> str:
-    styled = f' s="{style}"' if style else ""
     if value is None:
         return ""
+    styled = f' s="{style}"' if style else ""
     if isinstance(value, bool):
         return f'<c r="{ref}" t="b"{styled}><v>{int(value)}</v></c>'
     if isinstance(value, (int, float)):
@@ -270,7 +273,10 @@ class XlsxWriter:
     def _write_row(self, values: Sequence[Value], style: int = 0) -> None:
         self._row += 1
         row = self._row
-        cells = "".join(_xlsx_cell(f"{self._letter(i)}{row}", value, style) for i, value in enumerate(values))
+        if len(values) > len(self._letters):
+            self._letter(len(values) - 1)
+        letters = self._letters
+        cells = "".join(_xlsx_cell(f"{letters[i]}{row}", value, style) for i, value in enumerate(values))
         if values and values[-1] is None:
             # An empty last cell still marks the row's width, so readers see every row as wide as the
             # header (the sheet has no <dimension>: it is written before the row count is known).
