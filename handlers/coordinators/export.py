@@ -20,7 +20,7 @@ from bot.domain.export import ExportFormat, ExportLevel, FilterError, parse_filt
 from bot.i18n import Translator
 from bot.services.export import ExportRequest, ExportService, NeedsEncryption
 from bot.services.export_sinks import ExportError, ExportTooLarge
-from handlers.coordinators.actions import casework, translator
+from handlers.coordinators.actions import casework, refuse, reply_to, translator
 
 __all__ = ["EXPORT_KEY", "ExportContext", "export_command", "on_export_button"]
 
@@ -52,12 +52,6 @@ def _level_label(t: Translator, level: ExportLevel) -> str:
     return labels[level]
 
 
-async def _answer(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(text, reply_markup=markup)
-
-
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export [format] [level] [key=value ...]"""
     chat, user = update.effective_chat, update.effective_user
@@ -65,7 +59,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     t = translator(context, update)
     if chat.type != ChatType.PRIVATE:
-        await _answer(
+        await reply_to(
             update,
             t.gettext("Exports are sent only in a private chat with the bot. Write /export to me there."),
         )
@@ -73,14 +67,14 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     service = _service(context)
     levels = await service.levels_for(user.id)
     if not levels:
-        await _answer(update, t.gettext("You are not allowed to do this."))
+        await refuse(update, context)
         return
     args = list(context.args or [])
     if not args:
         buttons = [
             InlineKeyboardButton(fmt.value.upper(), callback_data=f"x:{fmt.value}") for fmt in ExportFormat
         ]
-        await _answer(
+        await reply_to(
             update,
             t.gettext("Choose a format. To filter, write for example:\n{example}").format(example=_EXAMPLE),
             InlineKeyboardMarkup([buttons]),
@@ -89,7 +83,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         request = _parse(args, context)
     except FilterError as error:
-        await _answer(
+        await reply_to(
             update,
             t.gettext(
                 "I could not read “{value}”.\n"
@@ -152,7 +146,7 @@ async def on_export_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await query.answer()
     allowed = await _service(context).levels_for(user.id)
     if not allowed:
-        await _answer(update, t.gettext("You are not allowed to do this."))
+        await refuse(update, context)
         return
     fmt = formats[parts[1]]
     if len(parts) == 2:
@@ -160,7 +154,7 @@ async def on_export_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             InlineKeyboardButton(_level_label(t, level), callback_data=f"x:{fmt.value}:{level.value}")
             for level in allowed
         ]
-        await _answer(update, t.gettext("Choose a level:"), InlineKeyboardMarkup([[b] for b in buttons]))
+        await reply_to(update, t.gettext("Choose a level:"), InlineKeyboardMarkup([[b] for b in buttons]))
         return
     await _run(update, context, ExportRequest(level=levels[parts[2]], format=fmt))
 
@@ -175,10 +169,10 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, request: Expo
     try:
         made = await _service(context).export(user.id, request)
     except PermissionError:
-        await _answer(update, t.gettext("You are not allowed to do this."))
+        await refuse(update, context)
         return
     except NeedsEncryption:
-        await _answer(
+        await reply_to(
             update,
             t.gettext(
                 "The full level is sent only encrypted, and no recipient key is configured. "
@@ -187,7 +181,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, request: Expo
         )
         return
     except ExportTooLarge:
-        await _answer(
+        await reply_to(
             update,
             t.gettext(
                 "This export is larger than Telegram allows. Narrow it with filters, or ask the "
@@ -197,7 +191,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, request: Expo
         return
     except (ExportError, OSError, RuntimeError, ValueError) as error:
         _LOG.warning("Export failed: %s", type(error).__name__)
-        await _answer(update, t.gettext("The export failed. Nothing was sent. Please try again later."))
+        await reply_to(update, t.gettext("The export failed. Nothing was sent. Please try again later."))
         return
     summary = made.summary
     lines = [
@@ -223,4 +217,4 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, request: Expo
         )
     except TelegramError as error:
         _LOG.warning("Export not sent: %s", type(error).__name__)
-        await _answer(update, t.gettext("The export failed. Nothing was sent. Please try again later."))
+        await reply_to(update, t.gettext("The export failed. Nothing was sent. Please try again later."))
