@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Debian packages the browser test needs: headless Chromium and fonts for every script Beacon ships.
 DEBIAN_PACKAGES := chromium fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji gettext
 
-.PHONY: install system-deps demo test lint typecheck pytest bench bench-export clean
+.PHONY: install system-deps demo test lint typecheck pytest bench bench-export bench-intake bench-burst bench-growth clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,18 @@ bench: install
 # Exports of 100,000 and 1,000,000 synthetic cases (time, peak memory); databases cached in the temp folder.
 bench-export: install
 	$(PY) bench/export.py
+
+# 1,000 reporters through the whole flow, Beacon against a minimal PicklePersistence bot, same load, same run.
+bench-intake: install
+	$(PY) bench/intake.py
+
+# 10,000 reports within a minute: none lost, P1 alerts first, outbox drain time.
+bench-burst: install
+	$(PY) bench/burst.py
+
+# /queue, corroboration and /stats at 10k, 100k and 1M cases.
+bench-growth: install
+	$(PY) bench/growth.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

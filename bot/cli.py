@@ -13,15 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bot.cli_output import EXIT_FAILURE, EXIT_USAGE, PROG, error
 from bot.config import MAX_RETENTION_DAYS, ConfigError, load_settings
 from bot.export_cli import add_export_parser, run_export
 from bot.keys import generate_secret_key
 
 __all__ = ["build_parser", "main"]
 
-PROG = "beacon"
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 # These hand their arguments, unparsed, to a program with its own options.
 _PASSTHROUGH = ("sandbox", "demo")
@@ -96,11 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(kind: str, message: str) -> None:
-    """Print one error line on stderr."""
-    print(f"{PROG}: {kind}: {message}", file=sys.stderr)
-
-
 def _run(args: argparse.Namespace) -> int:
     """Run the bot until it is stopped."""
     # Imported here so that keygen and --help do not pay for loading python-telegram-bot.
@@ -117,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             webhook_path(args.webhook_url)
         except ValueError as exc:
-            _error("error", str(exc))
+            error(str(exc))
             return EXIT_USAGE
     try:
         if args.webhook_url:
@@ -125,16 +118,16 @@ def _run(args: argparse.Namespace) -> int:
         else:
             run_polling(settings)
     except InvalidToken:
-        _error("error", "the Bot API rejected BEACON_BOT_TOKEN")
+        error("the Bot API rejected BEACON_BOT_TOKEN")
         return EXIT_FAILURE
     except NetworkError as exc:
-        _error("error", f"cannot reach the Bot API at {settings.api_url} ({type(exc).__name__})")
+        error(f"cannot reach the Bot API at {settings.api_url} ({type(exc).__name__})")
         return EXIT_FAILURE
     except (StorageError, CatalogError) as exc:
-        _error("error", str(exc))
+        error(str(exc))
         return EXIT_FAILURE
     except (GazetteerError, RoutingError) as exc:
-        _error("configuration error", str(exc))
+        error(str(exc), "configuration error")
         return EXIT_USAGE
     return 0
 
@@ -162,7 +155,7 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         applied = asyncio.run(apply())
     except StorageError as exc:
-        _error("error", str(exc))
+        error(str(exc))
         return EXIT_FAILURE
     for name in applied:
         print(f"applied {name}")
@@ -179,7 +172,7 @@ def _audit(args: argparse.Namespace) -> int:
     settings = load_settings()
     # open_database would create a missing file: verifying nothing must not pass for an intact trail.
     if not settings.database.is_file():
-        _error("error", f"no database at {settings.database}")
+        error(f"no database at {settings.database}")
         return EXIT_FAILURE
 
     async def verify() -> AuditCheck:
@@ -192,7 +185,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         check = asyncio.run(verify())
     except StorageError as exc:
-        _error("error", str(exc))
+        error(str(exc))
         return EXIT_FAILURE
     if not check.intact:
         print(f"audit chain broken at entry {check.broken_id}: {check.problem}")
@@ -273,7 +266,7 @@ def _backup(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(backup(settings, args.path, force=args.force))
     except StorageError as exc:
-        _error("error", str(exc))
+        error(str(exc))
         return EXIT_FAILURE
     cases = "case" if result.cases == 1 else "cases"
     print(f"{result.path}: {result.size / 2**20:.1f} MiB ({result.size} bytes), {result.cases} {cases}")
@@ -289,7 +282,7 @@ def _purge(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(purge(settings, args.days, dry_run=args.dry_run))
     except StorageError as exc:
-        _error("error", str(exc))
+        error(str(exc))
         return EXIT_FAILURE
     cases = "case" if result.cases == 1 else "cases"
     before = f"closed before {result.cutoff:%Y-%m-%d %H:%M} UTC"
@@ -298,7 +291,7 @@ def _purge(args: argparse.Namespace) -> int:
         return 0
     print(f"purged {result.cases} {cases} {before}")
     if not result.checkpointed:
-        _error("error", "the WAL could not be emptied (the database is busy); run beacon purge again")
+        error("the WAL could not be emptied (the database is busy); run beacon purge again")
         return EXIT_FAILURE
     return 0
 
@@ -354,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[namespace.command](namespace)
     except ConfigError as exc:
-        _error("configuration error", str(exc))
+        error(str(exc), "configuration error")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from bot.cli_output import EXIT_FAILURE, EXIT_USAGE, error
 from bot.config import load_settings
 from bot.domain.export import (
     DEFAULT_K,
@@ -28,8 +29,6 @@ from bot.domain.export import (
 
 __all__ = ["add_export_parser", "run_export"]
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 # The files SQLite keeps beside a database: an export written over one of them would destroy the cases.
 _SQLITE_FILES = ("-wal", "-shm", "-journal")
 
@@ -78,10 +77,6 @@ def add_export_parser(commands: Any) -> None:
         "(default: %(default)s)",
     )
     options.add_argument("--list-areas", action="store_true", help="print the gazetteer's area ids and exit")
-
-
-def _error(message: str) -> None:
-    print(f"beacon: error: {message}", file=sys.stderr)
 
 
 def _choice(kind: str, value: str, enum: type[ExportFormat] | type[ExportLevel]) -> Any:
@@ -136,7 +131,7 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         gazetteer = load_gazetteer(settings.gazetteer)
     except GazetteerError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_USAGE
     if args.list_areas:
         for country in gazetteer.countries():
@@ -168,22 +163,22 @@ def run_export(args: argparse.Namespace) -> int:
         )
         recipients = parse_recipients(args.encrypt_to)
     except (FilterError, ValueError, ExportError) as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_USAGE
     if (args.hxl or args.bom) and fmt is not ExportFormat.CSV:
-        _error("--hxl and --bom apply to the csv format only")
+        error("--hxl and --bom apply to the csv format only")
         return EXIT_USAGE
     if not args.output:
-        _error("give the file to write with --output PATH ('-' for standard output)")
+        error("give the file to write with --output PATH ('-' for standard output)")
         return EXIT_USAGE
     if level is ExportLevel.FULL and not recipients and not args.plaintext:
-        _error(
+        error(
             "the full level holds decrypted free text: encrypt it with --encrypt-to RECIPIENT "
             "(age), or pass --plaintext to accept the risk"
         )
         return EXIT_USAGE
     if not settings.database.is_file():
-        _error(f"no database at {settings.database}")
+        error(f"no database at {settings.database}")
         return EXIT_FAILURE
 
     areas = area_lookup(gazetteer)
@@ -192,7 +187,7 @@ def run_export(args: argparse.Namespace) -> int:
     output = Path(args.output)
     database = settings.database.resolve()
     if not to_stdout and output.resolve() in {database, *(Path(f"{database}{end}") for end in _SQLITE_FILES)}:
-        _error(f"will not write the export over the database {settings.database}")
+        error(f"will not write the export over the database {settings.database}")
         return EXIT_USAGE
     keyring = Keyring(settings.secret_key_bytes())
     progress, close_progress = _progress(not to_stdout or not sys.stdout.isatty())
@@ -225,19 +220,19 @@ def run_export(args: argparse.Namespace) -> int:
         summary, encrypted = asyncio.run(export())
     except (ExportError, StorageError) as exc:
         close_progress()
-        _error(str(exc))
+        error(str(exc))
         return EXIT_FAILURE
     except aiosqlite.Error as exc:
         close_progress()
-        _error(f"cannot read {settings.database} (is it migrated? run: beacon migrate): {exc}")
+        error(f"cannot read {settings.database} (is it migrated? run: beacon migrate): {exc}")
         return EXIT_FAILURE
     except DecryptionError as exc:
         close_progress()
-        _error(f"cannot decrypt the cases ({exc}): was the database written with this BEACON_SECRET_KEY?")
+        error(f"cannot decrypt the cases ({exc}): was the database written with this BEACON_SECRET_KEY?")
         return EXIT_FAILURE
     except OSError as exc:
         close_progress()
-        _error(f"cannot write {args.output}: {exc.strerror or exc}")
+        error(f"cannot write {args.output}: {exc.strerror or exc}")
         return EXIT_FAILURE
     close_progress()
     print(_describe(summary, encrypted, "standard output" if to_stdout else str(output)), file=sys.stderr)
