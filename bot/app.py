@@ -475,7 +475,12 @@ def build_application(settings: Settings) -> BeaconApplication:
                 )
 
             application.bot_data[ESCALATION_KEY] = EscalationContext(
-                EscalationService(workflow, staff_store, timedelta(minutes=settings.p1_escalation_minutes)),
+                EscalationService(
+                    workflow,
+                    staff_store,
+                    timedelta(minutes=settings.p1_escalation_minutes),
+                    memory=coordination,
+                ),
                 ticket_of,
             )
             job_queue.run_repeating(escalate, interval=60, first=30, name="escalation")

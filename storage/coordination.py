@@ -7,7 +7,7 @@ store only records what happened to each delivery.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -172,6 +172,11 @@ class CoordinationStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (key, value, to_db_time(self._clock())),
             )
+
+    async def delete_values(self, keys: Sequence[str]) -> None:
+        """Forget these run-time facts (keys that do not exist are ignored)."""
+        async with transaction(self._conn):
+            await self._conn.executemany("DELETE FROM bot_state WHERE key = ?", [(key,) for key in keys])
 
     async def last_attempt_error(self, outbox_id: int) -> tuple[int, datetime | None, str | None]:
         """(attempts, next attempt time, last error) of an outbox item, for tests and `doctor`."""

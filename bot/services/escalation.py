@@ -1,7 +1,7 @@
 """Escalation: a P1 case nobody has acknowledged within N minutes is re-alerted, naming those on duty.
 
-Re-alerts repeat every N minutes until someone acts. What was re-alerted when is kept in memory: after a
-restart a waiting P1 is re-alerted at once, which errs on the side of the person in danger.
+Re-alerts repeat every N minutes until someone acts. When each case was last re-alerted is kept in the
+database when a store is given, so that a restart neither re-alerts every waiting P1 at once nor forgets one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,19 @@ class WaitingCases(Protocol):
 
 class DutyRoster(Protocol):
     async def on_duty(self) -> list[tuple[int, str | None]]: ...
+
+
+class EscalationMemory(Protocol):
+    """Where the times of the last re-alerts are kept (the bot's run-time facts)."""
+
+    async def values_with_prefix(self, prefix: str) -> dict[str, str]: ...
+
+    async def set_value(self, key: str, value: str) -> None: ...
+
+    async def delete_values(self, keys: Sequence[str]) -> None: ...
+
+
+MEMORY_PREFIX = "escalated:"
 
 
 @dataclass(frozen=True)
@@ -47,30 +60,51 @@ class EscalationService:
         roster: DutyRoster,
         after: timedelta,
         *,
+        memory: EscalationMemory | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.cases = cases
         self.roster = roster
         self.after = after
         self.clock = clock
-        self._last: dict[str, datetime] = {}
+        self.memory = memory
+        self._last: dict[str, datetime] | None = None if memory is not None else {}
+
+    async def _remembered(self) -> dict[str, datetime]:
+        if self._last is None:
+            assert self.memory is not None
+            self._last = {}
+            for key, value in (await self.memory.values_with_prefix(MEMORY_PREFIX)).items():
+                try:
+                    when = datetime.fromisoformat(value)
+                except ValueError:
+                    continue  # unreadable: treated as never re-alerted, which errs on the side of the person
+                self._last[key.removeprefix(MEMORY_PREFIX)] = (
+                    when if when.tzinfo else when.replace(tzinfo=UTC)
+                )
+        return self._last
 
     async def due(self) -> list[Escalation]:
         """The P1 cases to re-alert now (each is then not due again for `after`)."""
         now = self.clock()
+        last_alerts = await self._remembered()
         waiting = await self.cases.find(status=CaseStatus.NEW, priority=Priority.P1, limit=50)
         open_ids = {row.case_id for row in waiting}
-        for case_id in list(self._last):
-            if case_id not in open_ids:
-                del self._last[case_id]  # acknowledged or closed: forget it
+        gone = [case_id for case_id in last_alerts if case_id not in open_ids]
+        for case_id in gone:
+            del last_alerts[case_id]  # acknowledged or closed: forget it
+        if gone and self.memory is not None:
+            await self.memory.delete_values([MEMORY_PREFIX + case_id for case_id in gone])
         roster = tuple(label or str(user_id) for user_id, label in await self.roster.on_duty())
         found = []
         for row in waiting:
             if row.withdrawn or now - row.created_at < self.after:
                 continue
-            last = self._last.get(row.case_id)
+            last = last_alerts.get(row.case_id)
             if last is not None and now - last < self.after:
                 continue
-            self._last[row.case_id] = now
+            last_alerts[row.case_id] = now
+            if self.memory is not None:
+                await self.memory.set_value(MEMORY_PREFIX + row.case_id, now.isoformat())
             found.append(Escalation(row.case_id, now - row.created_at, roster))
         return found
