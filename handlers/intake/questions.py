@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from babel import Locale, UnknownLocaleError
+from babel.languages import get_official_languages
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -18,7 +19,7 @@ from telegram import (
     ReplyKeyboardMarkup,
 )
 
-from bot.domain.gazetteer import Gazetteer
+from bot.domain.gazetteer import Area, Gazetteer
 from bot.domain.models import (
     AgeBand,
     Condition,
@@ -63,6 +64,14 @@ def locale_of(t: Translator) -> Locale:
 def territory_name(t: Translator, code: str) -> str:
     """A country's name in the reader's language (CLDR via babel), or the code itself."""
     return str(locale_of(t).territories.get(code, code))
+
+
+def area_label(t: Translator, area: Area) -> str:
+    """An area's name for the reader: its local name where the reader's language is an official language
+    of the area's country (CLDR via babel; a Khmer reader sees "ភ្នំពេញ"), else the gazetteer's name."""
+    if area.local_name and locale_of(t).language in get_official_languages(area.country, de_facto=True):
+        return area.local_name
+    return area.name
 
 
 def _is_self(report: Report) -> bool:
@@ -274,7 +283,7 @@ def question(step: Step, t: Translator, draft: Draft, gazetteer: Gazetteer) -> Q
     if step is Step.AREA:
         country = report.place.country or ""
         text = _("Which area?")
-        areas = [button(step, a.id, a.name) for a in gazetteer.areas_in(country)]
+        areas = [button(step, a.id, area_label(t, a)) for a in gazetteer.areas_in(country)]
         other = button(step, "other", _("Another place"))
         return Question(text, InlineKeyboardMarkup([*rows(areas, 2), [other, skip]]))
     if step is Step.PLACE_DETAILS:

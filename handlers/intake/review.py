@@ -11,6 +11,7 @@ from handlers.intake.draft import Draft, Step, report_of
 from handlers.intake.questions import (
     Question,
     age_label,
+    area_label,
     button,
     condition_label,
     contact_label,
@@ -36,7 +37,7 @@ def _place(t: Translator, report: Report, gazetteer: Gazetteer) -> str:
     parts: list[str] = []
     place = report.place
     if place.area_id and (area := gazetteer.area(place.area_id)) is not None:
-        parts.append(area.name)
+        parts.append(area_label(t, area))
     if place.country:
         parts.append(territory_name(t, place.country))
     if place.has_coordinates:
