@@ -72,9 +72,9 @@ class EscalationService:
 
     async def _remembered(self) -> dict[str, datetime]:
         if self._last is None:
-            assert self.memory is not None
             self._last = {}
-            for key, value in (await self.memory.values_with_prefix(MEMORY_PREFIX)).items():
+            stored = await self.memory.values_with_prefix(MEMORY_PREFIX) if self.memory is not None else {}
+            for key, value in stored.items():
                 try:
                     when = datetime.fromisoformat(value)
                 except ValueError:
