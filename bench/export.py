@@ -71,6 +71,7 @@ BENCH_KEY = hashlib.sha256(b"beacon bench/export: not a secret").digest()
 TRANSACTION_ROWS = 50_000
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = 548 * 86_400  # 18 months
+END = START + timedelta(seconds=SPAN_SECONDS)  # the newest synthetic case (2026-07-03)
 QUICK_SIZES = (20_000,)
 DEFAULT_SIZES = "100000,1000000"
 XLSX_BUDGET_SECONDS = 180.0
@@ -268,12 +269,35 @@ _INSERTS = {
 }
 
 
+@dataclass(frozen=True)
+class Profile:
+    """How the synthetic cases spread over time. ``EXPORT``: any size over the same 18 months, most cases
+    still open (the load an export must carry). ``HISTORY`` (bench/growth.py): a steady stream of reports
+    (10,000 in 30 days) ending on the same day, so a bigger database is a longer history, and cases older
+    than ``settle_days`` are nearly all closed (the open backlog stays about the same size)."""
+
+    name: str
+    cases_per_day: float | None = None  # None: the size spread over SPAN_SECONDS
+    settle_days: float | None = None
+
+    def span_seconds(self, size: int) -> float:
+        return SPAN_SECONDS if self.cases_per_day is None else size / self.cases_per_day * 86_400
+
+
+EXPORT = Profile("export")
+HISTORY = Profile("history", cases_per_day=10_000 / 30, settle_days=90)
+SETTLED_CLOSED = 0.99  # share of the cases older than settle_days that are closed
+
+
 class Population:
     """Generates the cases of a database of ``size`` cases, ``TRANSACTION_ROWS`` at a time, reproducibly."""
 
-    def __init__(self, size: int, keyring: Keyring) -> None:
+    def __init__(self, size: int, keyring: Keyring, profile: Profile = EXPORT) -> None:
         self.size = size
         self.keyring = keyring
+        self.profile = profile
+        self.span = profile.span_seconds(size)
+        self.start = START if profile is EXPORT else END - timedelta(seconds=self.span)
         gazetteer = load_gazetteer()
         areas = {
             area.id: area for country in gazetteer.countries() for area in gazetteer.areas_in(country.code)
@@ -295,7 +319,7 @@ class Population:
     def _case(self, rng: random.Random, index: int, out: Chunk) -> None:
         cid = case_id(index)
         age = 1 - index / self.size  # 1: the oldest case, 0: the newest
-        created = START + timedelta(seconds=(index + rng.random()) * SPAN_SECONDS / self.size)
+        created = self.start + timedelta(seconds=(index + rng.random()) * self.span / self.size)
         created_text = to_db_time(created)
 
         conditions = {CONDITION.pick(rng) for _ in range(CONDITION_COUNT.pick(rng))}
@@ -320,6 +344,9 @@ class Population:
         # Older cases are more often further along the workflow.
         weights = (0.05 + 0.45 * (1 - age), 0.25, 0.2, 0.05 + 0.2 * age, 0.03 + 0.2 * age)
         status = rng.choices(list(CaseStatus), weights)[0]
+        settle = self.profile.settle_days
+        if settle is not None and END - created > timedelta(days=settle) and rng.random() < SETTLED_CLOSED:
+            status = CaseStatus.CLOSED
         closing = CLOSING.pick(rng) if status is CaseStatus.CLOSED else None
         withdrawn = rng.random() < 0.004
         quarantined = int(rng.random() < 0.006)
@@ -414,8 +441,9 @@ class Population:
             )
 
 
-def database_path(workdir: Path, size: int) -> Path:
-    return workdir / f"cases-{size}-v{GENERATOR_VERSION}.db"
+def database_path(workdir: Path, size: int, profile: Profile = EXPORT) -> Path:
+    kind = "" if profile is EXPORT else f"-{profile.name}"
+    return workdir / f"cases-{size}{kind}-v{GENERATOR_VERSION}.db"
 
 
 async def _create_schema(path: Path) -> None:
@@ -426,9 +454,9 @@ async def _create_schema(path: Path) -> None:
         await conn.close()
 
 
-def build_database(workdir: Path, size: int) -> tuple[Path, float | None]:
+def build_database(workdir: Path, size: int, profile: Profile = EXPORT) -> tuple[Path, float | None]:
     """The cached database of ``size`` cases, built first if missing; and the seconds building took."""
-    path = database_path(workdir, size)
+    path = database_path(workdir, size, profile)
     if path.is_file():
         return path, None
     started = time.perf_counter()
@@ -436,7 +464,7 @@ def build_database(workdir: Path, size: int) -> tuple[Path, float | None]:
     for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
         leftover.unlink(missing_ok=True)
     asyncio.run(_create_schema(building))
-    population = Population(size, Keyring(BENCH_KEY))
+    population = Population(size, Keyring(BENCH_KEY), profile)
     conn = sqlite3.connect(building, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = OFF")

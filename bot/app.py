@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 import tornado.web
 from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram.constants import FloodLimit
 from telegram.error import NetworkError
 from telegram.ext import (
     AIORateLimiter,
@@ -40,6 +41,7 @@ from bot.config import LogLevel, Settings
 from bot.crypto import Keyring
 from bot.domain.gazetteer import Gazetteer, load_gazetteer
 from bot.domain.routing import load_routing
+from bot.http import make_request
 from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, load_catalogs
 from bot.persistence import SQLitePersistence, flush_after_update
 from bot.services.alerts import AlertDispatcher
@@ -125,7 +127,8 @@ HEALTH_PATH: Final = "/healthz"
 # Libraries whose chatty levels would put secrets or reporters' words in the log: httpx logs each
 # request URL (it contains the bot token); python-telegram-bot at DEBUG logs every API call's
 # parameters and every update (message text, names); aiosqlite at DEBUG logs SQL parameters;
-# tornado's access log records the webhook path.
+# tornado's access log records the webhook path; Pillow at DEBUG logs every EXIF tag of a photo it
+# reads (the author's name, GPS, a description) while Beacon strips them.
 _QUIET_LOGGERS: Final[dict[str, int]] = {
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
@@ -133,6 +136,7 @@ _QUIET_LOGGERS: Final[dict[str, int]] = {
     "aiosqlite": logging.INFO,
     "apscheduler": logging.INFO,
     "tornado.access": logging.WARNING,
+    "PIL": logging.INFO,
 }
 
 
@@ -366,11 +370,15 @@ def _menu_languages() -> dict[str, str]:
     return menus
 
 
-def build_application(settings: Settings) -> BeaconApplication:
+def build_application(
+    settings: Settings, *, overall_max_rate: float = FloodLimit.MESSAGES_PER_SECOND
+) -> BeaconApplication:
     """Build the Application for ``settings``: API endpoint, rate limiter, persistence, hooks, handlers.
 
-    Nothing is opened yet. Raises ``bot.i18n.CatalogError`` if a shipped catalog is broken and
-    ``bot.domain.gazetteer.GazetteerError`` if the gazetteer is.
+    ``overall_max_rate`` paces every request to a chat (Telegram's ~30 messages/s); the intake benchmark
+    passes 0 to measure what the bot can turn around beyond that pacing. Nothing is opened yet. Raises
+    ``bot.i18n.CatalogError`` if a shipped catalog is broken and ``bot.domain.gazetteer.GazetteerError``
+    if the gazetteer is.
     """
     load_catalogs()
     gazetteer = load_gazetteer(settings.gazetteer)
@@ -399,6 +407,8 @@ def build_application(settings: Settings) -> BeaconApplication:
                 settings.bot_token.get_secret_value(),
                 base_url=f"{settings.api_url}/bot",
                 base_file_url=f"{settings.api_url}/file/bot",
+                request=make_request(settings.http_client),
+                get_updates_request=make_request(settings.http_client, get_updates=True),
             )
             await alert_bot.initialize()
             application.bot_data[ALERT_BOT_KEY] = alert_bot
@@ -530,7 +540,9 @@ def build_application(settings: Settings) -> BeaconApplication:
         # python-telegram-bot appends the token: https://api.telegram.org/bot<token>/<method>.
         .base_url(f"{settings.api_url}/bot")
         .base_file_url(f"{settings.api_url}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .request(make_request(settings.http_client))
+        .get_updates_request(make_request(settings.http_client, get_updates=True))
+        .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, max_retries=RATE_LIMIT_RETRIES))
         .persistence(SQLitePersistence(resources.conversation_store))
         .post_init(post_init)
         .post_shutdown(post_shutdown)

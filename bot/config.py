@@ -61,6 +61,7 @@ _PROBLEMS: dict[str, str] = {
     "routing": "must be the path of a TOML routing file",
     "retention_days": f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}",
     "export_recipients": "must be age public keys (age1...) separated by commas",
+    "http_client": "must be httpx or aiohttp",
 }
 
 
@@ -116,6 +117,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1, le=MAX_RETENTION_DAYS)
     # age public keys the bot's /export encrypts the full level to (it refuses the full level without).
     export_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The HTTP client under python-telegram-bot (bot/http.py): its own httpx stack, or aiohttp.
+    http_client: Literal["httpx", "aiohttp"] = "httpx"
 
     @field_validator("bot_token")
     @classmethod
@@ -214,6 +217,11 @@ class Settings(BaseSettings):
     def ticket_locale(self) -> str:
         """The language of the coordinators' tickets."""
         return self.coordinator_locale or self.default_locale
+
+    @field_validator("http_client", mode="before")
+    @classmethod
+    def _lower_http_client(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

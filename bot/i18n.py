@@ -216,6 +216,7 @@ def text_direction(locale: str) -> str:
         return "ltr"
 
 
+@functools.lru_cache(maxsize=256)
 def _parse(locale: str) -> tuple[str, str | None]:
     """Split a catalog name like ``"zh_Hans"`` into lower-case language and script."""
     try:

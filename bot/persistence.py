@@ -38,15 +38,24 @@ class SQLitePersistence(BasePersistence[UserData, dict[Any, Any], dict[Any, Any]
             update_interval=update_interval,
         )
         self._store = store
+        # Users whose last write failed (disk full, database locked or read-only). python-telegram-bot
+        # forgets that a user needs saving once it has tried, so `flush_after_update` marks them again.
+        self.unsaved: set[int] = set()
 
     async def get_user_data(self) -> dict[int, UserData]:
         return await (await self._store()).load_user_data()
 
     async def update_user_data(self, user_id: int, data: UserData) -> None:
-        await (await self._store()).save_user_data(user_id, data, datetime.now(UTC))
+        try:
+            await (await self._store()).save_user_data(user_id, data, datetime.now(UTC))
+        except Exception:
+            self.unsaved.add(user_id)
+            raise
+        self.unsaved.discard(user_id)
 
     async def drop_user_data(self, user_id: int) -> None:
         await (await self._store()).drop_user_data(user_id)
+        self.unsaved.discard(user_id)
 
     async def refresh_user_data(self, user_id: int, user_data: UserData) -> None:
         """Nothing to refresh: this process is the only writer."""
@@ -90,4 +99,14 @@ class SQLitePersistence(BasePersistence[UserData, dict[Any, Any], dict[Any, Any]
 
 async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Writes the user data this update touched to the database before the next update is handled."""
+    user = update.effective_user
+    if user is not None:
+        # PTB marks an update's user for persistence only after every handler group has run, i.e. after
+        # this one: without marking it here, each flush would write the previous update's data only.
+        context.application.mark_data_for_update_persistence(user_ids=user.id)
+    persistence = context.application.persistence
+    if isinstance(persistence, SQLitePersistence) and persistence.unsaved:
+        # Failed earlier: tried again now, and at every flush until it is written, rather than only when
+        # that reporter next writes (a stop in between would have lost their latest answers).
+        context.application.mark_data_for_update_persistence(user_ids=set(persistence.unsaved))
     await context.application.update_persistence()

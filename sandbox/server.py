@@ -389,16 +389,21 @@ async def c_file(world: World, request: web.Request, body: JSON) -> web.StreamRe
 
 @control
 async def c_add_fault(world: World, request: web.Request, body: JSON) -> JSON:
-    options = {k: v for k, v in body.items() if k not in ("method", "kind", "count")}
+    options = {k: v for k, v in body.items() if k not in ("method", "kind", "count", "duration")}
+    duration = body.get("duration")
     fault = world.add_fault(
-        str(body.get("method", "*")), str(body.get("kind", "")), int(body.get("count", 1)), options
+        str(body.get("method", "*")),
+        str(body.get("kind", "")),
+        int(body.get("count", 1)),
+        options,
+        None if duration is None else float(duration),
     )
     return {"id": fault.id}
 
 
 @control
 async def c_list_faults(world: World, request: web.Request, body: JSON) -> JSON:
-    return {"faults": [fault.as_json() for fault in world.faults]}
+    return {"faults": [fault.as_json() for fault in world.live_faults()]}
 
 
 @control

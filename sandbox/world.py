@@ -233,11 +233,18 @@ class CallbackQuery:
 
 @dataclass
 class Fault:
+    """An injected failure: it answers the next `count` matching calls, or, with `ends` (a
+    `time.monotonic()` instant), every matching call until then: an outage of the Bot API."""
+
     id: str
     method: str
     kind: str
     count: int
     options: JSON
+    ends: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.ends is not None and now >= self.ends
 
     def matches(self, method: str, bot_id: int, chat_id: str | None) -> bool:
         if self.method != "*" and self.method.lower() != method.lower():
@@ -247,9 +254,15 @@ class Fault:
         return not ("chat_id" in self.options and str(self.options["chat_id"]) != str(chat_id))
 
     def as_json(self) -> JSON:
-        return {"id": self.id, "method": self.method, "kind": self.kind, "count": self.count, **self.options}
+        found: JSON = {"id": self.id, "method": self.method, "kind": self.kind, "count": self.count}
+        if self.ends is not None:
+            found["remaining_seconds"] = round(max(0.0, self.ends - time.monotonic()), 3)
+        return {**found, **self.options}
 
 
+# The longest outage a fault may describe: long enough for any test of backoff, short enough that a
+# forgotten one cannot wedge a demo for good.
+MAX_FAULT_DURATION_SECONDS = 3600.0
 FAULT_KINDS = (
     "retry_after",
     "server_error",
@@ -554,21 +567,35 @@ class World:
             raise too_many_requests(max(1, math.ceil((1.0 - bucket.tokens) / rate)))
         bucket.tokens -= 1.0
 
-    def add_fault(self, method: str, kind: str, count: int, options: JSON) -> Fault:
+    def add_fault(
+        self, method: str, kind: str, count: int, options: JSON, duration: float | None = None
+    ) -> Fault:
+        """Add a fault for the next `count` matching calls, or, with `duration`, for every matching call
+        during that many seconds of real time (the sandbox clock does not shorten an outage)."""
         if kind not in FAULT_KINDS:
             raise ControlError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
         if count < 1:
             raise ControlError("count must be at least 1")
-        fault = Fault(secrets.token_hex(6), method or "*", kind, count, options)
+        if duration is not None and not 0 < duration <= MAX_FAULT_DURATION_SECONDS:
+            raise ControlError(f"duration must be more than 0 and at most {MAX_FAULT_DURATION_SECONDS:.0f} s")
+        ends = None if duration is None else time.monotonic() + duration
+        fault = Fault(secrets.token_hex(6), method or "*", kind, count, options, ends)
         self.faults.append(fault)
         return fault
 
+    def live_faults(self) -> list[Fault]:
+        """The faults still pending, after forgetting those whose window has ended."""
+        now = time.monotonic()
+        self.faults = [fault for fault in self.faults if not fault.expired(now)]
+        return self.faults
+
     def take_fault(self, method: str, bot_id: int, chat_id: str | None) -> Fault | None:
-        for fault in self.faults:
+        for fault in self.live_faults():
             if fault.matches(method, bot_id, chat_id):
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
+                if fault.ends is None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self.faults.remove(fault)
                 return fault
         return None
 

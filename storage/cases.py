@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -137,9 +138,16 @@ _ERASE_SECRETS = (
     f"({', '.join(repr(field.value) for field in _ERASED_ON_WITHDRAWAL)})"
 )
 _SUMMARY_SECRETS = (
-    "SELECT s.case_id, s.field, s.ciphertext FROM case_secrets s JOIN cases c ON c.id = s.case_id "
-    "WHERE c.created_at >= ? AND c.quarantined = 0 AND s.field IN ('latitude', 'longitude', 'place_details')"
+    "SELECT s.case_id, s.field, s.ciphertext FROM case_secrets s JOIN cases c ON c.id = s.case_id"
 )
+_SUMMARY_FIELDS = "s.field IN ('latitude', 'longitude', 'place_details')"
+_POINT_FIELDS = "s.field IN ('latitude', 'longitude')"
+_DETAILS_FIELDS = "s.field = 'place_details'"
+
+# How far, in degrees of latitude, a case's rounded coordinates may lie from a new report's exact point and
+# still be read for corroboration: the rounding (half of 0.01) plus about 1.6 km, well beyond the 300 m
+# within which ``find_corroborating`` links two points. Longitude is widened by 1 / cos(latitude).
+NEAR_DEGREES = 0.02
 
 
 def _bool(value: bool | None) -> int | None:
@@ -584,24 +592,45 @@ class CaseStore:
             for row in rows
         ]
 
-    async def recent_summaries(self, since: datetime) -> list[CaseSummary]:
+    async def recent_summaries(self, since: datetime, place: Place | None = None) -> list[CaseSummary]:
         """Return summaries of cases created at or after ``since``, oldest first, for corroboration.
 
         Withdrawn cases are included (a withdrawal may be forced); quarantined ones are not. Exact
         coordinates and place details are decrypted; place details are gone from withdrawn cases.
+
+        With ``place`` (the new report's), only what could corroborate it is read and decrypted: the exact
+        points of the cases whose rounded coordinates lie within ``NEAR_DEGREES`` of its exact point, if
+        it has one, and the place details of the cases in its gazetteer area, if it also describes the
+        place. ``find_corroborating`` compares nothing else, so it links the same cases as without
+        ``place``, but a busy window is not decrypted case by case.
         """
+        window = "c.created_at >= ? AND c.quarantined = 0"
+        since_text = to_db_time(since)
+        parts: list[tuple[str, list[Any], str]]
+        if place is None:
+            parts = [("", [], _SUMMARY_FIELDS)]
+        else:
+            parts = _corroboration_parts(place)
+            if not parts:
+                return []
         conn = self._conn
+        condition = " OR ".join(f"({part})" for part, _params, _fields in parts if part)
+        condition = f"{window} AND ({condition})" if condition else window
+        params = [since_text, *(value for _part, values, _fields in parts for value in values)]
         cases = await conn.execute_fetchall(
-            "SELECT id, created_at, area_id FROM cases WHERE created_at >= ? AND quarantined = 0 "
-            "ORDER BY created_at, id",
-            (to_db_time(since),),
+            f"SELECT c.id, c.created_at, c.area_id FROM cases c WHERE {condition} "  # noqa: S608 (constants only)
+            "ORDER BY c.created_at, c.id",
+            params,
         )
         opened: dict[str, dict[_Secret, str]] = {}
-        for case_id, field_name, ciphertext in await conn.execute_fetchall(
-            _SUMMARY_SECRETS, (to_db_time(since),)
-        ):
-            field = _Secret(field_name)
-            opened.setdefault(case_id, {})[field] = self._open_secret(case_id, field, ciphertext)
+        for part, values, fields in parts:
+            rows = await conn.execute_fetchall(
+                f"{_SUMMARY_SECRETS} WHERE {window} AND {fields}" + (f" AND {part}" if part else ""),
+                [since_text, *values],
+            )
+            for case_id, field_name, ciphertext in rows:
+                field = _Secret(field_name)
+                opened.setdefault(case_id, {})[field] = self._open_secret(case_id, field, ciphertext)
         summaries = []
         for case_id, created_at, area_id in cases:
             secret = opened.get(case_id, {})
@@ -776,6 +805,25 @@ class CaseStore:
             "INSERT INTO outbox (case_id, kind, priority, created_at) VALUES (?, ?, ?, ?)",
             (case_id, kind.value, int(priority), to_db_time(self._clock())),
         )
+
+
+def _corroboration_parts(place: Place) -> list[tuple[str, list[Any], str]]:
+    """What corroboration must read for a report at ``place``: (condition on cases ``c``, its parameters,
+    the secret fields to decrypt) for the cases near its exact point and for those in its area when it
+    describes the place; empty if neither could match (no point, and no area with a description)."""
+    parts: list[tuple[str, list[Any], str]] = []
+    if place.latitude is not None and place.longitude is not None:
+        near = "c.approx_latitude BETWEEN ? AND ?"
+        values: list[Any] = [place.latitude - NEAR_DEGREES, place.latitude + NEAR_DEGREES]
+        cosine = math.cos(math.radians(place.latitude))
+        margin = NEAR_DEGREES / cosine if cosine > 0.05 else 180.0
+        if place.longitude - margin >= -180.0 and place.longitude + margin <= 180.0:
+            near += " AND c.approx_longitude BETWEEN ? AND ?"
+            values += [place.longitude - margin, place.longitude + margin]
+        parts.append((near, values, _POINT_FIELDS))
+    if place.area_id is not None and place.details is not None:
+        parts.append(("c.area_id = ?", [place.area_id], _DETAILS_FIELDS))
+    return parts
 
 
 def _float_or_none(text: str | None) -> float | None:

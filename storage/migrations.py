@@ -315,6 +315,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE reporter_messages ADD COLUMN media BLOB;
         """,
     ),
+    Migration(
+        "0008_growth_indexes",
+        """
+        -- Indexes that keep the busiest reads fast as cases accumulate (measured by bench/growth.py).
+        -- The open statuses are spelled out: a partial index serves only queries that repeat its WHERE
+        -- term exactly (storage/workflow.py and storage/stats.py do, from bot.domain.workflow's list).
+
+        -- /queue and /stats: open, not quarantined cases in queue order; the last columns let /stats
+        -- count them (by priority, age and area, with people held) from the index alone.
+        CREATE INDEX cases_open_queue
+            ON cases (priority, created_at, id, area_id, people, status, quarantined)
+            WHERE quarantined = 0 AND status IN ('acknowledged', 'in_contact', 'new', 'referred');
+        -- /mine: a coordinator's open cases in queue order.
+        CREATE INDEX cases_open_by_assignee ON cases (assignee_id, priority, created_at, id)
+            WHERE assignee_id IS NOT NULL AND status IN ('acknowledged', 'in_contact', 'new', 'referred');
+        -- Corroboration at submit: earlier cases in the same area, or near the same point.
+        CREATE INDEX cases_by_area ON cases (area_id, created_at) WHERE area_id IS NOT NULL;
+        CREATE INDEX cases_by_approx_latitude ON cases (approx_latitude, created_at)
+            WHERE approx_latitude IS NOT NULL;
+        """,
+    ),
 )
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)

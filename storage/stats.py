@@ -17,12 +17,27 @@ from storage.timestamps import from_db_time, to_db_time
 __all__ = ["Hotspot", "StatsStore"]
 
 _OPEN = tuple(status.value for status in sorted(OPEN_STATUSES))
-_OPEN_SQL = f"status IN ({', '.join('?' * len(_OPEN))})"
+# Spelled out, not bound: the partial index of migration 0008 serves only this exact WHERE term.
+_OPEN_SQL = f"status IN ({', '.join(repr(status) for status in _OPEN)})"
+_OPEN_CASES = f"quarantined = 0 AND {_OPEN_SQL}"
+# Open cases (migration 0008's index): named, because SQLite would otherwise read every case of an area
+# through cases_by_area, or every open row through cases_by_status, whatever the history behind them.
+_OPEN_INDEX = "cases INDEXED BY cases_open_queue"
+# PeopleCount.at_least in SQL, so that hotspots add up people held without reading every case.
+_PEOPLE_AT_LEAST = (
+    "CASE people "
+    + " ".join(f"WHEN {count.value!r} THEN {count.at_least}" for count in PeopleCount)
+    + " ELSE 0 END"
+)
+# How many of an area's case ids a hotspot carries (the most urgent first): enough to show some and to
+# tell that there are more.
+HOTSPOT_CASE_IDS = 10
 
 
 @dataclass(frozen=True)
 class Hotspot:
-    """An area with open cases: how many, how many people reported held (at least), which cases."""
+    """An area with open cases: how many, how many people reported held (at least), which cases (the
+    first ``HOTSPOT_CASE_IDS``, most urgent first), and how many of them are linked to another case."""
 
     area_id: str
     open_cases: int
@@ -51,35 +66,55 @@ class StatsStore:
 
     async def open_by_priority(self) -> dict[Priority, int]:
         rows = await self._conn.execute_fetchall(
-            f"SELECT priority, COUNT(*) FROM cases WHERE quarantined = 0 AND {_OPEN_SQL} GROUP BY priority",  # noqa: S608 (constants only)
-            _OPEN,
+            # Counted from migration 0008's index alone: SQLite would otherwise visit every open row.
+            f"SELECT priority, COUNT(*) FROM {_OPEN_INDEX} WHERE {_OPEN_CASES} GROUP BY priority",  # noqa: S608 (constants only)
         )
         return {Priority(priority): int(count) for priority, count in rows}
 
     async def open_ages(self) -> list[tuple[Priority, datetime]]:
         """(priority, created time) of every open case, for the daily digest's age buckets."""
         rows = await self._conn.execute_fetchall(
-            f"SELECT priority, created_at FROM cases WHERE quarantined = 0 AND {_OPEN_SQL}",  # noqa: S608 (constants only)
-            _OPEN,
+            f"SELECT priority, created_at FROM {_OPEN_INDEX} WHERE {_OPEN_CASES}",  # noqa: S608 (constants only)
         )
         return [(Priority(priority), from_db_time(created)) for priority, created in rows]
 
     async def hotspots(self, limit: int = 10) -> list[Hotspot]:
-        """Areas by number of open cases, then people reported held: what a raid needs to plan."""
-        rows = await self._conn.execute_fetchall(
-            f"SELECT area_id, id, people FROM cases WHERE quarantined = 0 AND area_id IS NOT NULL "  # noqa: S608 (constants only)
-            f"AND {_OPEN_SQL} ORDER BY priority, created_at",
-            _OPEN,
+        """Areas by number of open cases, then people reported held: what a raid needs to plan.
+
+        Counted in SQL; each hotspot carries its first ``HOTSPOT_CASE_IDS`` case ids, most urgent first.
+        """
+        counted = await self._conn.execute_fetchall(
+            f"SELECT area_id, COUNT(*), SUM({_PEOPLE_AT_LEAST}) FROM {_OPEN_INDEX} "  # noqa: S608 (constants only)
+            f"WHERE {_OPEN_CASES} AND area_id IS NOT NULL GROUP BY area_id",
         )
-        areas: dict[str, list[tuple[str, str | None]]] = {}
-        for area_id, case_id, people in rows:
-            areas.setdefault(str(area_id), []).append((str(case_id), people))
-        links = await self._conn.execute_fetchall("SELECT case_id, linked_case_id FROM case_links")
-        linked = {str(a) for a, _b in links} | {str(b) for _a, b in links}
+        top = sorted(counted, key=lambda row: (-int(row[1]), -int(row[2]), str(row[0])))[:limit]
+        if not top:
+            return []
+        areas = [str(row[0]) for row in top]
+        marks = ", ".join("?" * len(areas))
+        rows = await self._conn.execute_fetchall(
+            f"SELECT area_id, COUNT(*) FROM {_OPEN_INDEX} WHERE {_OPEN_CASES} AND area_id IN ({marks}) "  # noqa: S608 (constants only)
+            "AND (EXISTS (SELECT 1 FROM case_links l WHERE l.case_id = cases.id) "
+            "OR EXISTS (SELECT 1 FROM case_links l WHERE l.linked_case_id = cases.id)) "
+            "GROUP BY area_id",
+            areas,
+        )
+        linked = {str(area_id): int(count) for area_id, count in rows}
         spots = []
-        for area_id, cases in areas.items():
-            people = sum(PeopleCount(p).at_least if p else 0 for _c, p in cases)
-            ids = tuple(case_id for case_id, _p in cases)
-            spots.append(Hotspot(area_id, len(cases), people, ids, sum(1 for c in ids if c in linked)))
-        spots.sort(key=lambda s: (-s.open_cases, -s.people_at_least, s.area_id))
-        return spots[:limit]
+        for area_id, open_cases, people in top:
+            # In queue order (migration 0008's index), not through every case the area ever had.
+            ids = await self._conn.execute_fetchall(
+                f"SELECT id FROM {_OPEN_INDEX} WHERE {_OPEN_CASES} AND area_id = ? "  # noqa: S608 (constants only)
+                "ORDER BY priority, created_at, id LIMIT ?",
+                (area_id, HOTSPOT_CASE_IDS),
+            )
+            spots.append(
+                Hotspot(
+                    str(area_id),
+                    int(open_cases),
+                    int(people),
+                    tuple(str(row[0]) for row in ids),
+                    linked.get(str(area_id), 0),
+                )
+            )
+        return spots

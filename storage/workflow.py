@@ -51,7 +51,8 @@ AUDIT_ONLY_ACTIONS = frozenset(
 _CODE = re.compile(r"^[^\W_][\w-]{0,31}$")
 
 _OPEN = tuple(status.value for status in sorted(OPEN_STATUSES))
-_OPEN_SQL = f"status IN ({', '.join('?' * len(_OPEN))})"
+# Spelled out, not bound: the partial indexes of migration 0008 serve only this exact WHERE term.
+_OPEN_SQL = f"status IN ({', '.join(repr(status) for status in _OPEN)})"
 _QUEUE_COLUMNS = "id, priority, status, created_at, area_id, assignee_id, withdrawn_at"
 
 
@@ -494,14 +495,20 @@ class WorkflowStore:
 
     async def queue(self, limit: int = 20) -> list[QueueRow]:
         """Open cases, most urgent first, then oldest; quarantined ones are left out (held for review)."""
+        # Named: left to itself, SQLite would sort every open case by status instead of reading the
+        # first `limit` of them in order (migration 0008).
         return await self._rows(
-            f"quarantined = 0 AND {_OPEN_SQL}", list(_OPEN), "priority, created_at, id", limit
+            f"quarantined = 0 AND {_OPEN_SQL}",
+            [],
+            "priority, created_at, id",
+            limit,
+            source="cases INDEXED BY cases_open_queue",
         )
 
     async def mine(self, user_id: int, limit: int = 50) -> list[QueueRow]:
         """Open cases assigned to ``user_id``, in queue order."""
         return await self._rows(
-            f"assignee_id = ? AND {_OPEN_SQL}", [user_id, *_OPEN], "priority, created_at, id", limit
+            f"assignee_id = ? AND {_OPEN_SQL}", [user_id], "priority, created_at, id", limit
         )
 
     async def find(
@@ -538,9 +545,11 @@ class WorkflowStore:
 
     # --- helpers -----------------------------------------------------------------------------------------
 
-    async def _rows(self, where: str, params: list[Any], order: str, limit: int) -> list[QueueRow]:
+    async def _rows(
+        self, where: str, params: list[Any], order: str, limit: int, *, source: str = "cases"
+    ) -> list[QueueRow]:
         rows = await self._conn.execute_fetchall(
-            f"SELECT {_QUEUE_COLUMNS} FROM cases WHERE {where} ORDER BY {order} LIMIT ?",  # noqa: S608 (constants only)
+            f"SELECT {_QUEUE_COLUMNS} FROM {source} WHERE {where} ORDER BY {order} LIMIT ?",  # noqa: S608 (constants only)
             [*params, limit],
         )
         return [_queue_row(row) for row in rows]

@@ -127,7 +127,8 @@ def normalise_place_name(text: str) -> tuple[str, ...]:
 
 
 def _is_number(word: str) -> bool:
-    return any(char.isdigit() for char in word)
+    # Most words are letters only: isalpha() answers those without a Python-level loop.
+    return not word.isalpha() and any(char.isdigit() for char in word)
 
 
 def _alike(word: str, other: str) -> bool:
@@ -146,17 +147,36 @@ def similar_place_names(a: str, b: str) -> bool:
     words, most of the shorter one's words must appear (allowing typos) in the other; when only one has name
     words, a shared number is required. Empty descriptions are never similar.
     """
-    words_a, words_b = normalise_place_name(a), normalise_place_name(b)
-    numbers_a = {word for word in words_a if _is_number(word)}
-    numbers_b = {word for word in words_b if _is_number(word)}
-    names_a = sorted({word for word in words_a if not _is_number(word)})
-    names_b = sorted({word for word in words_b if not _is_number(word)})
+    return _similar_words(_split_words(normalise_place_name(a)), _split_words(normalise_place_name(b)), {})
+
+
+def _split_words(words: tuple[str, ...]) -> tuple[frozenset[str], list[str]]:
+    """A normalised place name's numbers, and its other words sorted."""
+    numbers = frozenset(word for word in words if _is_number(word))
+    return numbers, sorted({word for word in words if word not in numbers})
+
+
+def _similar_words(
+    a: tuple[frozenset[str], list[str]],
+    b: tuple[frozenset[str], list[str]],
+    alike: dict[tuple[str, str], bool],
+) -> bool:
+    """``similar_place_names`` on split words; ``alike`` memoises word comparisons for one search."""
+    (numbers_a, names_a), (numbers_b, names_b) = a, b
     if numbers_a and numbers_b and not numbers_a & numbers_b:
         return False
     if not names_a or not names_b:
         return bool(numbers_a & numbers_b)
     shorter, longer = (names_a, names_b) if len(names_a) <= len(names_b) else (names_b, names_a)
-    found = sum(1 for word in shorter if any(_alike(word, other) for other in longer))
+
+    def known(word: str, other: str) -> bool:
+        key = (word, other)
+        found = alike.get(key)
+        if found is None:
+            found = alike[key] = _alike(word, other)
+        return found
+
+    found = sum(1 for word in shorter if any(known(word, other) for other in longer))
     return found / len(shorter) >= _NAME_OVERLAP
 
 
@@ -171,14 +191,20 @@ def _near(report: Report, case: CaseSummary, radius_m: float) -> bool:
     return haversine_m(place.latitude, place.longitude, case.latitude, case.longitude) <= radius_m
 
 
-def _same_named_place(report: Report, case: CaseSummary) -> bool:
+def _same_named_place(
+    report: Report,
+    words: tuple[frozenset[str], list[str]],
+    case: CaseSummary,
+    alike: dict[tuple[str, str], bool],
+) -> bool:
+    """Same area and a similar place name; ``words`` is the report's place name, normalised once."""
     place = report.place
     return (
         place.area_id is not None
         and place.area_id == case.area_id
         and place.details is not None
         and case.place_details is not None
-        and similar_place_names(place.details, case.place_details)
+        and _similar_words(words, _split_words(normalise_place_name(case.place_details)), alike)
     )
 
 
@@ -201,10 +227,13 @@ def find_corroborating(
         raise ValueError("radius_m and window must not be negative")
     latest = _as_utc(now)
     earliest = latest - window
+    # The report's name is normalised once, and each pair of words compared once, for all candidates.
+    words = _split_words(normalise_place_name(report.place.details or ""))
+    alike: dict[tuple[str, str], bool] = {}
     linked = {
         case.case_id
         for case in candidates
         if earliest <= _as_utc(case.created_at) <= latest
-        and (_near(report, case, radius_m) or _same_named_place(report, case))
+        and (_near(report, case, radius_m) or _same_named_place(report, words, case, alike))
     }
     return tuple(sorted(linked))

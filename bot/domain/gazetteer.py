@@ -135,6 +135,8 @@ def _read(text: str, origin: str) -> GazetteerFile:
         data: Any = json.loads(text)
     except json.JSONDecodeError as error:
         raise GazetteerError(f"{origin}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise GazetteerError(f"{origin}: not valid JSON: nested too deeply") from None
     try:
         return GazetteerFile.model_validate(data)
     except ValidationError as error:

@@ -71,8 +71,12 @@ def load_routing(path: Path | None) -> Routing:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise RoutingError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise RoutingError(f"{path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise RoutingError(f"{path} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise RoutingError(f"{path} is not valid TOML: nested too deeply") from None
     try:
         return Routing.model_validate(data)
     except ValidationError as error:

@@ -5,6 +5,11 @@ Each committed case or change left an outbox row in the same transaction. The di
 by priority, opens the case's topic if it has none, posts or edits its ticket card, and marks the row sent.
 The gateway (a Protocol; the Telegram adapter lives in handlers/) reports failures as the exceptions below,
 so this module knows nothing of Telegram.
+
+A send whose outcome cannot be known (the process was killed, or the request timed out, after it left)
+is remembered before it is made: the step in flight is recorded first and forgotten once its result is
+stored. Found still recorded at the next attempt, the step is made again and what it posts is flagged
+as a possible duplicate, so that a second topic or card never passes for a second case.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from bot.domain.records import CaseView, OutboxItem, OutboxKind
 _LOG = logging.getLogger(__name__)
 
 MIGRATED_CHAT_KEY = "coordinator_chat_id"
+# bot_state keys: the non-idempotent send in flight for a case ("<step>:<outbox id>"), and the cases
+# whose ticket was (re)posted after such a send, so that every later edit of the card keeps the flag.
+IN_FLIGHT_KEY = "alert_in_flight"
+POSSIBLE_DUPLICATE_KEY = "alert_possible_duplicate"
 BATCH = 20
 MAX_BACKOFF_SECONDS = 300.0
 # Telegram allows about 20 messages a minute into one group, all its topics together.
@@ -41,11 +50,18 @@ class DeliveryError(Exception):
 
 
 class TryAgain(DeliveryError):
-    """A transient failure (timeout, connection, 5xx, 429): retry later, after `retry_after` if given."""
+    """A transient failure (timeout, connection, 5xx, 429): retry later, after `retry_after` if given.
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    `outcome_unknown`: the request may have been carried out (it timed out or the connection broke after
+    it left), so the retry is flagged as a possible duplicate.
+    """
+
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, outcome_unknown: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
 
 
 class GiveUp(DeliveryError):
@@ -71,16 +87,26 @@ class AlertGateway(Protocol):
         """Open the case's forum topic; return its thread id, or None when the chat is not a forum."""
         ...
 
-    async def post_card(self, chat_id: int, thread_id: int | None, case: CaseView) -> int:
-        """Post the ticket card; return its message id."""
+    async def post_card(
+        self, chat_id: int, thread_id: int | None, case: CaseView, *, possible_duplicate: bool = False
+    ) -> int:
+        """Post the ticket card (flagged as a possible duplicate if asked); return its message id."""
         ...
 
-    async def update_card(self, chat_id: int, message_id: int, case: CaseView) -> None:
-        """Edit the ticket card in place to show the case as it is now."""
+    async def update_card(
+        self, chat_id: int, message_id: int, case: CaseView, *, possible_duplicate: bool = False
+    ) -> None:
+        """Edit the ticket card in place to show the case as it is now (keeping a duplicate flag)."""
         ...
 
     async def post_notice(
-        self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
+        self,
+        chat_id: int,
+        thread_id: int | None,
+        case: CaseView,
+        kind: OutboxKind,
+        *,
+        possible_duplicate: bool = False,
     ) -> None:
         """Post a short notice in the case's topic: information added, or withdrawn by the reporter."""
         ...
@@ -129,6 +155,14 @@ class BurstStore(Protocol):
     async def unannounced(self, lowest: int, limit: int) -> list[tuple[int, str]]: ...
 
     async def mark_announced(self, outbox_ids: list[int]) -> None: ...
+
+
+@runtime_checkable
+class ForgettingStore(Protocol):
+    """Optional: run-time facts can be deleted (storage.coordination.CoordinationStore can); without it,
+    a fact is forgotten by setting it empty."""
+
+    async def delete_values(self, keys: Sequence[str]) -> None: ...
 
 
 class TicketLike(Protocol):
@@ -288,20 +322,66 @@ class AlertDispatcher:
         case = await self.load_case(item.case_id)
         if case is None:
             raise GiveUp(f"case {item.case_id} no longer exists")
-        for _attempt in range(3):  # a moved chat or a deleted topic is followed, then tried again
-            try:
-                await self._deliver_to(item, case)
-                break
-            except ChatMoved as moved:
-                _LOG.warning("Coordinators' chat migrated; following it")
-                await self.store.set_value(self._migration_key(self.route(case)), str(moved.new_chat_id))
-                await self.store.forget_ticket(item.case_id)
-            except TopicGone:
-                _LOG.warning("Topic of case %s is gone; opening a new one", item.case_id)
-                await self.store.forget_ticket(item.case_id)
-        else:
-            raise TryAgain("the chat or topic kept changing")
+        try:
+            for _attempt in range(3):  # a moved chat or a deleted topic is followed, then tried again
+                try:
+                    await self._deliver_to(item, case)
+                    break
+                except ChatMoved as moved:
+                    _LOG.warning("Coordinators' chat migrated; following it")
+                    await self._landed(item.case_id)  # refused: nothing was posted
+                    await self.store.set_value(self._migration_key(self.route(case)), str(moved.new_chat_id))
+                    await self.store.forget_ticket(item.case_id)
+                except TopicGone:
+                    _LOG.warning("Topic of case %s is gone; opening a new one", item.case_id)
+                    await self._landed(item.case_id)
+                    await self.store.forget_ticket(item.case_id)
+            else:
+                raise TryAgain("the chat or topic kept changing")
+        except TryAgain as error:
+            if not error.outcome_unknown:
+                await self._landed(item.case_id)  # answered with an error: nothing was posted
+            raise
+        except GiveUp:
+            await self._landed(item.case_id)
+            raise
+        if await self.store.get_value(f"{IN_FLIGHT_KEY}:{item.case_id}"):
+            # Killed after a send's result was stored but before its mark was cleared: this attempt found
+            # the result (a saved card) and did not send again; the mark must not flag a later send.
+            await self._landed(item.case_id)
         await self.store.mark_sent(item.id)
+
+    # --- sends whose outcome may be unknowable ---------------------------------------------------------
+
+    async def _in_flight(self, case_id: str, step: str, outbox_id: int) -> bool:
+        """Record that `step` is about to be sent for the case; tell whether the same step was already in
+        flight when the last attempt ended without a result (killed, or timed out): a possible duplicate.
+
+        A topic or a card is the case's own whatever the outbox row; a notice belongs to its row.
+        """
+        key = f"{IN_FLIGHT_KEY}:{case_id}"
+        before = await self.store.get_value(key)
+        mark = step if step in ("topic", "card") else f"{step}:{outbox_id}"
+        if before != mark:
+            await self.store.set_value(key, mark)
+        return before == mark
+
+    async def _landed(self, case_id: str) -> None:
+        """The step in flight has a known outcome (its result is stored, or it was refused)."""
+        key = f"{IN_FLIGHT_KEY}:{case_id}"
+        if isinstance(self.store, ForgettingStore):
+            await self.store.delete_values([key])
+        elif await self.store.get_value(key):
+            await self.store.set_value(key, "")
+
+    async def _flagged(self, case_id: str) -> bool:
+        return bool(await self.store.get_value(f"{POSSIBLE_DUPLICATE_KEY}:{case_id}"))
+
+    async def _flag(self, case_id: str) -> None:
+        _LOG.warning(
+            "Case %s: a send was interrupted; its ticket is flagged as a possible duplicate", case_id
+        )
+        await self.store.set_value(f"{POSSIBLE_DUPLICATE_KEY}:{case_id}", "1")
 
     async def _deliver_to(self, item: OutboxItem, case: CaseView) -> None:
         chat_id = await self.chat_id(case)
@@ -309,20 +389,32 @@ class AlertDispatcher:
         if ticket is not None and ticket.chat_id != chat_id:
             ticket = None  # the group moved: the old topic is unreachable
         if ticket is None:
+            if await self._in_flight(item.case_id, "topic", item.id):
+                await self._flag(item.case_id)  # a topic may have been opened already
             thread_id = await self.gateway.open_topic(chat_id, case)
             # Saved at once: a crash after this reuses the topic instead of opening a second one.
+            # The marker stays: the card's, set next, replaces it (one write fewer per new case).
             await self.store.save_topic(item.case_id, chat_id, thread_id)
             card = None
         else:
             thread_id, card = ticket.thread_id, ticket.card_message_id
         if card is None:
-            message_id = await self.gateway.post_card(chat_id, thread_id, case)
+            if await self._in_flight(item.case_id, "card", item.id):
+                await self._flag(item.case_id)  # a card may have been posted already
+            message_id = await self.gateway.post_card(
+                chat_id, thread_id, case, possible_duplicate=await self._flagged(item.case_id)
+            )
             await self.store.save_card(item.case_id, message_id)
+            await self._landed(item.case_id)
             if item.kind is OutboxKind.NEW_CASE:
                 return
         else:
-            await self.gateway.update_card(chat_id, card, case)
+            await self.gateway.update_card(
+                chat_id, card, case, possible_duplicate=await self._flagged(item.case_id)
+            )
             if thread_id is not None:
                 await self.gateway.rename_topic(chat_id, thread_id, case)
         if item.kind in (OutboxKind.CASE_UPDATE, OutboxKind.WITHDRAWN):
-            await self.gateway.post_notice(chat_id, thread_id, case, item.kind)
+            again = await self._in_flight(item.case_id, "notice", item.id)
+            await self.gateway.post_notice(chat_id, thread_id, case, item.kind, possible_duplicate=again)
+            await self._landed(item.case_id)

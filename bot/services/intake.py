@@ -17,7 +17,7 @@ from typing import Protocol
 
 from bot import crypto
 from bot.domain.corroboration import find_corroborating
-from bot.domain.models import CaseStatus, CaseSummary, ContactPreference, Priority, Report, Triage
+from bot.domain.models import CaseStatus, CaseSummary, ContactPreference, Place, Priority, Report, Triage
 from bot.domain.records import CaseView, Media, NewCase, TeamMessage
 from bot.domain.triage import triage
 
@@ -39,7 +39,7 @@ class CaseRepository(Protocol):
 
     async def get_case(self, case_id: str) -> CaseView | None: ...
 
-    async def recent_summaries(self, since: datetime) -> list[CaseSummary]: ...
+    async def recent_summaries(self, since: datetime, place: Place | None = None) -> list[CaseSummary]: ...
 
     async def reports_since(self, pseudonym: str, since: datetime) -> int: ...
 
@@ -141,7 +141,7 @@ class IntakeService:
         now = self.clock()
         pseudonym = self.pseudonym(reporter_id)
         recent = await self.store.reports_since(pseudonym, now - timedelta(hours=1))
-        candidates = await self.store.recent_summaries(now - CORROBORATION_WINDOW)
+        candidates = await self.store.recent_summaries(now - CORROBORATION_WINDOW, report.place)
         linked = find_corroborating(report, candidates, now)
         result = triage(report, len(linked))
         code = crypto.new_receipt_code()
@@ -174,7 +174,7 @@ class IntakeService:
         if update_id is not None and await self.store.is_processed(update_id):
             raise AlreadySubmitted
         now = self.clock()
-        candidates = await self.store.recent_summaries(now - CORROBORATION_WINDOW)
+        candidates = await self.store.recent_summaries(now - CORROBORATION_WINDOW, report.place)
         linked = find_corroborating(report, [c for c in candidates if c.case_id != case_id], now)
         result = triage(report, len(linked))
         await self.store.amend_case(case_id, report, result, linked, media, update_id)

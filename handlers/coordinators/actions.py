@@ -7,6 +7,7 @@ role gets one short refusal and learns nothing about cases. Changes reach the ca
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -296,7 +297,7 @@ async def _grant_or_revoke(update: Update, context: ContextTypes.DEFAULT_TYPE, *
     args = list(context.args or [])
     target: int | None = None
     replied = message.reply_to_message
-    if args and args[0].lstrip("-").isdigit():
+    if args and re.fullmatch(r"-?[0-9]+", args[0]):
         target = int(args.pop(0))  # an explicit id always wins
     elif (
         replied is not None

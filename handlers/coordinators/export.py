@@ -20,7 +20,7 @@ from bot.domain.export import ExportFormat, ExportLevel, FilterError, parse_filt
 from bot.i18n import Translator
 from bot.services.export import ExportRequest, ExportService, NeedsEncryption
 from bot.services.export_sinks import ExportError, ExportTooLarge
-from handlers.coordinators.actions import casework, refuse, reply_to, translator
+from handlers.coordinators.actions import casework, in_place, refuse, reply_to, translator
 
 __all__ = ["EXPORT_KEY", "ExportContext", "export_command", "on_export_button"]
 
@@ -59,6 +59,8 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     t = translator(context, update)
     if chat.type != ChatType.PRIVATE:
+        if not await in_place(update, context):
+            return  # like every staff command, silent in a group that is not the coordinators'
         await reply_to(
             update,
             t.gettext("Exports are sent only in a private chat with the bot. Write /export to me there."),

@@ -14,7 +14,15 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from telegram import Bot
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.domain.gazetteer import Gazetteer
 from bot.domain.records import CaseView, OutboxKind
@@ -54,9 +62,30 @@ async def call(awaitable: Awaitable[T]) -> T:
     except Forbidden as error:
         raise GiveUp(error.message) from None
     except NetworkError as error:  # TimedOut, connection errors, 5xx
-        raise TryAgain(type(error).__name__) from None
+        raise TryAgain(type(error).__name__, outcome_unknown=_maybe_done(error)) from None
     except TelegramError as error:
         raise GiveUp(type(error).__name__) from None
+
+
+def _maybe_done(error: NetworkError) -> bool:
+    """Whether the request may have been carried out although no answer came back.
+
+    A timeout or a connection broken mid-request (PTB: "httpx.<Error>") leaves it unknown, except when the
+    request never left (PTB's pool timeout, a refused connection). An HTTP error status is an answer.
+    """
+    if isinstance(error, TimedOut):
+        return "not* sent" not in error.message
+    return error.message.startswith("httpx.") and not error.message.startswith("httpx.ConnectError")
+
+
+def _flagged(t: Translator, text: str, possible_duplicate: bool) -> str:
+    """`text`, with the possible-duplicate warning below it when asked."""
+    if not possible_duplicate:
+        return text
+    # TRANSLATORS: Added below a ticket card or notice in the coordinators' group when the bot was stopped
+    # (or lost the connection) while posting it, so that coordinators do not count one case twice.
+    warning = t.gettext("⚠️ Possible duplicate: sending was interrupted, so this may have been posted twice.")
+    return f"{text}\n\n{warning}"
 
 
 class TelegramAlertGateway:
@@ -99,22 +128,32 @@ class TelegramAlertGateway:
             raise
         return topic.message_thread_id
 
-    async def post_card(self, chat_id: int, thread_id: int | None, case: CaseView) -> int:
+    def _card_text(self, chat_id: int, case: CaseView, possible_duplicate: bool) -> str:
+        t = self.t(chat_id)
+        return _flagged(
+            t, card_text(t, case, self.gazetteer, self.timezone, full=self.full), possible_duplicate
+        )
+
+    async def post_card(
+        self, chat_id: int, thread_id: int | None, case: CaseView, *, possible_duplicate: bool = False
+    ) -> int:
         message = await call(
             self.bot.send_message(
                 chat_id,
-                card_text(self.t(chat_id), case, self.gazetteer, self.timezone, full=self.full),
+                self._card_text(chat_id, case, possible_duplicate),
                 message_thread_id=thread_id,
                 reply_markup=card_markup(self.t(chat_id), case),
             )
         )
         return message.message_id
 
-    async def update_card(self, chat_id: int, message_id: int, case: CaseView) -> None:
+    async def update_card(
+        self, chat_id: int, message_id: int, case: CaseView, *, possible_duplicate: bool = False
+    ) -> None:
         try:
             await call(
                 self.bot.edit_message_text(
-                    card_text(self.t(chat_id), case, self.gazetteer, self.timezone, full=self.full),
+                    self._card_text(chat_id, case, possible_duplicate),
                     chat_id=chat_id,
                     message_id=message_id,
                     reply_markup=card_markup(self.t(chat_id), case),
@@ -136,11 +175,17 @@ class TelegramAlertGateway:
             raise
 
     async def post_notice(
-        self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
+        self,
+        chat_id: int,
+        thread_id: int | None,
+        case: CaseView,
+        kind: OutboxKind,
+        *,
+        possible_duplicate: bool = False,
     ) -> None:
-        await call(
-            self.bot.send_message(chat_id, notice_text(self.t(chat_id), kind), message_thread_id=thread_id)
-        )
+        t = self.t(chat_id)
+        text = _flagged(t, notice_text(t, kind), possible_duplicate)
+        await call(self.bot.send_message(chat_id, text, message_thread_id=thread_id))
 
     async def post_digest(self, chat_id: int, cases: Sequence[CaseView]) -> None:
         await call(self.bot.send_message(chat_id, digest_text(self.t(chat_id), cases, self.gazetteer)))

@@ -7,16 +7,18 @@ in `questions.py`, and what a submission does in the intake service.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import (
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -24,7 +26,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.domain.gazetteer import Gazetteer
@@ -40,6 +42,7 @@ from handlers.intake.questions import CALLBACK_PREFIX, Question, button, locatio
 from handlers.intake.review import review_question
 
 _LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICES_KEY = "beacon.intake"
 # user_data keys
@@ -53,10 +56,20 @@ ADD_CASE = "add_case"
 WITHDRAW_CASES = "withdraw_cases"
 RECEIPT_MESSAGE = "receipt_msg"
 LOCATION_KEYBOARD = "loc_kb"
+# The reporter's case ids just before a submission's commit, written through first: a press after a
+# crash that finds a newer case knows the earlier press was committed (and that no receipt was shown).
+SUBMITTING = "submitting"
+# Steps whose question can be shown again when a reporter presses a button of another one.
+_RESHOWN = frozenset(Step) - {Step.RECEIPT, Step.ADD, Step.WITHDRAW}
 # Flood guard: more than this many messages in the window get one "slow down" answer, then silence.
 FLOOD_MESSAGES = 20
 FLOOD_WINDOW_SECONDS = 10.0
 MAX_TRACKED = 2000
+# A call to the reporter that fails for a passing reason (a 5xx, a dropped connection, a timeout, a 429
+# outlasting the rate limiter's own retries) is made again after these pauses: a lost question would leave
+# the reporter with nothing to answer. Bounded, because updates are handled one at a time.
+RETRY_PAUSES = (0.5, 1.0, 2.0)
+MAX_RETRY_AFTER_SECONDS = 5.0
 
 
 @dataclass
@@ -99,6 +112,50 @@ def translator(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Translator
 # ------------------------------------------------------------------------------------------ messages
 
 
+async def patiently(call: Callable[[], Awaitable[T]]) -> T:
+    """Make a Bot API call, again after a short pause when it fails for a passing reason.
+
+    ``BadRequest`` and ``Forbidden`` are answers, not accidents, and are raised at once; so is the last
+    transient failure once the pauses are used up.
+    """
+    for pause in (*RETRY_PAUSES, None):
+        try:
+            return await call()
+        except RetryAfter as error:
+            if pause is None:
+                raise
+            wait = error.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            pause = max(pause, min(seconds, MAX_RETRY_AFTER_SECONDS))
+            _LOG.warning("Telegram asked to wait %.0f s; trying again", seconds)
+        except BadRequest:
+            raise
+        except NetworkError as error:  # 5xx, connection errors and TimedOut
+            if pause is None:
+                raise
+            _LOG.warning("A call to Telegram failed (%s); trying again", type(error).__name__)
+        await asyncio.sleep(pause)
+    raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+async def acknowledge(query: CallbackQuery, text: str | None = None) -> None:
+    """Answer a button press; best effort, since the press is acted on whether or not this arrives."""
+    try:
+        await patiently(lambda: query.answer(text))
+    except TelegramError as error:
+        _LOG.warning("A button press could not be acknowledged: %s", type(error).__name__)
+
+
+async def take_buttons_away(message: Message, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Redraw (or remove) a question's buttons; best effort: a stale button is refused when pressed."""
+    try:
+        await message.edit_reply_markup(reply_markup=markup)
+    except BadRequest:
+        pass  # "message is not modified" after a double tap, or the message is gone
+    except TelegramError as error:
+        _LOG.warning("A question's buttons could not be updated: %s", type(error).__name__)
+
+
 def track(context: ContextTypes.DEFAULT_TYPE, message: Message | None) -> None:
     """Remember a message of this conversation so that it can be wiped later (both sides)."""
     if message is None or context.user_data is None:
@@ -120,7 +177,7 @@ async def say(
     chat = update.effective_chat
     if chat is None:
         return None
-    sent = await context.bot.send_message(chat.id, text, reply_markup=markup)
+    sent = await patiently(lambda: context.bot.send_message(chat.id, text, reply_markup=markup))
     if not keep:
         track(context, sent)
     return sent
@@ -208,6 +265,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = t.gettext
     track(context, message)
     touch(context)
+    if await _received_before(update, context):
+        return  # the reporter's last report was committed, unconfirmed: say so before anything new
+    data.pop(SUBMITTING, None)
     data.pop(AMEND, None)
     data[DRAFT] = flow.new_draft(t.locale)
     # TRANSLATORS: The first screen. A captor may glance at the phone: keep it calm and ordinary.
@@ -409,6 +469,18 @@ async def delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # ------------------------------------------------------------------------------------------ answers
 
 
+def refused_choice(gazetteer: Gazetteer, draft: Draft | None, step: Step, value: str) -> bool:
+    """Whether a place button's value is one no question offered: a country not in the gazetteer, or an area
+    that is unknown or lies in another country than the one chosen. (Other values are checked by the flow.)"""
+    if step is Step.WHERE and value.startswith("c-"):
+        return gazetteer.country(value[2:]) is None
+    if step is Step.AREA and value not in ("other", "skip"):
+        area = gazetteer.area(value)
+        country = flow.report_of(draft).place.country if draft else None
+        return area is None or area.country != country
+    return False
+
+
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Handles every inline button of the reporter's conversation; stale or forged ones are refused."""
     query = update.callback_query
@@ -420,10 +492,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     chat = update.effective_chat
     if chat is None or chat.type != ChatType.PRIVATE:
         # Reporters' buttons live in private chats only; the same data pressed elsewhere is forged.
-        await query.answer(_("This button is no longer active."))
+        await acknowledge(query, _("This button is no longer active."))
         return
     if data == "l:menu":
-        await query.answer()
+        await acknowledge(query)
         await language(update, context)
         return
     if data.startswith("l:"):
@@ -432,16 +504,24 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if data == f"{CALLBACK_PREFIX}:{Step.RECEIPT.value}:clear" and RECEIPT_MESSAGE in (
         context.user_data or {}
     ):
-        await query.answer()
+        await acknowledge(query)
         await _clear_receipt(update, context)
         return
     prefix, _sep, rest = data.partition(":")
     step_value, _sep2, value = rest.partition(":")
     step = current_step(context)
     if prefix != CALLBACK_PREFIX or step is None or step_value != step.value:
-        await query.answer(_("This button is no longer active."))
+        if prefix == CALLBACK_PREFIX and step in _RESHOWN and DRAFT in user_data(context):
+            # A report is in progress: show where it is. After a restart the current question may never
+            # have reached the reporter, and the buttons they still see belong to an earlier one.
+            await ask(update, context, step)
+        await acknowledge(query, _("This button is no longer active."))
         return
-    await query.answer()
+    if refused_choice(services(context).gazetteer, user_data(context).get(DRAFT), step, value):
+        # Answered once, before anything else: a second answer to the same press would fail.
+        await acknowledge(query, _("This button is no longer active."))
+        return
+    await acknowledge(query)
     touch(context)
     if step is Step.REVIEW and value == "submit":
         await _submit(update, context)
@@ -456,31 +536,24 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         user_data(context).pop(STEP, None)
         await say(update, context, _("Thank you. Send /add at any time to tell us more."))
         return
-    if (
-        step is Step.AREA
-        and value not in ("other", "skip")
-        and services(context).gazetteer.area(value) is None
-    ):
-        await query.answer(_("This button is no longer active."))
-        return
-    draft: Draft = user_data(context)[DRAFT]
-    following = flow.apply_choice(draft, step, value, datetime.now(UTC).date())
-    if following is None:
+    draft = user_data(context).get(DRAFT)
+    # No draft: a button of the receipt, once the report it belonged to was sent.
+    following = flow.apply_choice(draft, step, value, datetime.now(UTC).date()) if draft else None
+    if draft is None or following is None:
         await say(update, context, _("This button is no longer active."))
         return
     if following is step and query.message is not None and isinstance(query.message, Message):
         # A multi-select (conditions, nationalities): redraw the ticks in place.
         q = question(step, t, draft, services(context).gazetteer)
-        with contextlib.suppress(BadRequest):  # "message is not modified" after a double tap
-            await query.message.edit_reply_markup(
-                reply_markup=q.markup if isinstance(q.markup, InlineKeyboardMarkup) else None
-            )
+        await take_buttons_away(
+            query.message, q.markup if isinstance(q.markup, InlineKeyboardMarkup) else None
+        )
         return
-    if isinstance(query.message, Message):
-        # The question is answered: take its buttons away so that it cannot be answered twice.
-        with contextlib.suppress(BadRequest):
-            await query.message.edit_reply_markup(reply_markup=None)
     await ask(update, context, following)
+    if isinstance(query.message, Message):
+        # The question is answered: take its buttons away so that it cannot be answered twice. Only now:
+        # killed in between, the bot would otherwise leave a reporter with no button to press at all.
+        await take_buttons_away(query.message)
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -549,8 +622,14 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if following is None:
         await say(update, context, _hint(t, step))
         return
+    if following is step and message.caption and step in (Step.DETAILS, Step.ADD):
+        # A caption is the reporter's words too: keep it with their text, not only the photo.
+        if step is Step.ADD:
+            draft["add_text"] = flow.append_text(draft.get("add_text"), message.caption)
+        else:
+            flow.apply_text(draft, step, message.caption)
     if following is step:
-        if step in (Step.DETAILS, Step.ADD):
+        if step in (Step.DETAILS, Step.ADD, Step.NATIONALITIES):  # typed nationalities too: say it was read
             await say(update, context, _("Noted. Send more, or press Done."))
         return
     if step is Step.FAST_LINE:
@@ -597,17 +676,36 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # ------------------------------------------------------------------------------------------ submission
 
 
+class MediaUnavailable(Exception):
+    """Telegram could not hand over a photo or voice note just now (not: the file is unusable)."""
+
+
 async def _fetch_media(context: ContextTypes.DEFAULT_TYPE, items: list[dict[str, str]]) -> list[Media]:
-    """Download and sanitise the photos and voice notes of the draft; an unreadable one is left out."""
+    """Download and sanitise the photos and voice notes of the draft; an unreadable one is left out.
+
+    Raises ``MediaUnavailable`` when Telegram keeps failing for a passing reason: then nothing is saved,
+    rather than a report without the photo its reporter sent.
+    """
     media: list[Media] = []
     for item in items:
         try:
-            telegram_file = await context.bot.get_file(item["file_id"])
-            content = bytes(await telegram_file.download_as_bytearray())
+            telegram_file = await patiently(functools.partial(context.bot.get_file, item["file_id"]))
+            content = bytes(await patiently(telegram_file.download_as_bytearray))
             media.append(sanitise_image(content) if item["kind"] == "photo" else voice_note(content, None))
-        except (UnsupportedMedia, TelegramError, KeyError) as error:
+        except (BadRequest, Forbidden, UnsupportedMedia, KeyError) as error:
             _LOG.warning("A media item could not be kept: %s", type(error).__name__)
+        except (NetworkError, RetryAfter) as error:
+            raise MediaUnavailable(type(error).__name__) from error
     return media
+
+
+async def _after_commit(context: ContextTypes.DEFAULT_TYPE, update: Update) -> None:
+    """Tell the alert dispatcher, then wipe the conversation (best effort: the change is committed)."""
+    _committed(context)
+    try:
+        await wipe(update, context)
+    except TelegramError as error:
+        _LOG.warning("The conversation could not be wiped after a commit: %s", type(error).__name__)
 
 
 async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -620,9 +718,16 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = t.gettext
     draft: Draft = data[DRAFT]
     intake = services(context).intake
-    media = await _fetch_media(context, draft.get("media", []))
     amend = data.get(AMEND)
+    if not isinstance(amend, str):
+        if await _received_before(update, context):
+            return
+        data[SUBMITTING] = await intake.my_cases(user.id)
+        # Written through before the commit it guards.
+        context.application.mark_data_for_update_persistence(user_ids=user.id)
+        await context.application.update_persistence()
     try:
+        media = await _fetch_media(context, draft.get("media", []))
         if isinstance(amend, str):
             await intake.amend(amend, flow.report_of(draft), media, update_id=update.update_id)
             receipt = None
@@ -635,19 +740,23 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 update_id=update.update_id,
             )
     except AlreadySubmitted:
-        await say(update, context, _("This report was already received."))
+        await _already_received(update, context)
         return
     except Exception:
+        # The draft and the step are kept: pressing "Send" again tries again.
         _LOG.exception("A report could not be saved")
         await say(update, context, _("Sorry, the report could not be saved. Please try again in a moment."))
         return
-    _committed(context)
-    await wipe(update, context)
+    # Committed: the conversation moves on before anything else can fail, so that the same answers are
+    # not submitted a second time, whatever happens to the messages below.
     data.pop(DRAFT, None)
     data.pop(AMEND, None)
     data.pop(STEP, None)
+    data.pop(SUBMITTING, None)
+    if receipt is not None:
+        data[STEP] = Step.RECEIPT.value
+    await _after_commit(context, update)
     if receipt is None:
-        data.pop(STEP, None)
         await say(update, context, _("Thank you. Your report was updated."), keep=True)
         return
     _LOG.info("Case %s submitted", receipt.case_id)
@@ -656,8 +765,15 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "number. With it you can check for replies from any account: /status followed by the code."
     ).format(code=receipt.formatted_code)
     markup = InlineKeyboardMarkup([[button(Step.RECEIPT, "clear", _("I wrote it down. Clear this."))]])
-    sent = await say(update, context, text, markup, keep=True)
-    data[STEP] = Step.RECEIPT.value
+    try:
+        sent = await say(update, context, text, markup, keep=True)
+    except TelegramError as error:
+        # Not the error handler's "please try again": the report is saved, and trying again would file
+        # it twice. The reporter finds it with /status.
+        _LOG.warning(
+            "The receipt for case %s could not be delivered: %s", receipt.case_id, type(error).__name__
+        )
+        return
     if sent is not None:
         data[RECEIPT_MESSAGE] = sent.message_id
     if flow.report_of(draft).fast_track:
@@ -665,6 +781,34 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         data[AMEND] = receipt.case_id
         data[DRAFT] = draft
         await ask(update, context, Step.FAST_MORE)
+
+
+async def _received_before(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether a submission cut short by a restart (between its commit and the receipt) was committed;
+    if so the reporter is told, once."""
+    user = update.effective_user
+    before = user_data(context).get(SUBMITTING)
+    if user is None or not isinstance(before, list):
+        return False
+    if not set(await services(context).intake.my_cases(user.id)) - set(before):
+        return False
+    await _already_received(update, context)
+    return True
+
+
+async def _already_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The report was committed by an earlier press: say so and close the draft (the code cannot be shown
+    again; /status without a code still finds the report)."""
+    data = user_data(context)
+    for key in (DRAFT, AMEND, STEP, SUBMITTING):
+        data.pop(key, None)
+    try:
+        await wipe(update, context)
+    except TelegramError as error:
+        _LOG.warning("The conversation could not be wiped: %s", type(error).__name__)
+    await say(
+        update, context, translator(update, context).gettext("This report was already received."), keep=True
+    )
 
 
 def _committed(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -686,40 +830,54 @@ async def _clear_receipt(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def _confirm_withdraw(update: Update, context: ContextTypes.DEFAULT_TYPE, confirmed: bool) -> None:
     data = user_data(context)
-    cases = data.pop(WITHDRAW_CASES, [])
-    data.pop(STEP, None)
     _ = translator(update, context).gettext
     if not confirmed:
+        data.pop(WITHDRAW_CASES, None)
+        data.pop(STEP, None)
         await say(update, context, _("Nothing was changed."))
         return
     intake = services(context).intake
-    for case_id in cases:
-        await intake.withdraw(case_id, update_id=None)
-        _LOG.info("Case %s withdrawn by its reporter", case_id)
-    _committed(context)
-    await wipe(update, context)
+    cases: list[str] = list(data.get(WITHDRAW_CASES, []))
+    try:
+        for case_id in list(cases):
+            await intake.withdraw(case_id, update_id=None)
+            _LOG.info("Case %s withdrawn by its reporter", case_id)
+            # Not withdrawn again when "Yes" is pressed after a failure with the next one.
+            cases.remove(case_id)
+            data[WITHDRAW_CASES] = list(cases)
+    except Exception:
+        # The question stays: "Yes, withdraw" can be pressed again once storage works.
+        _LOG.exception("A withdrawal could not be saved")
+        await say(update, context, _("Sorry, this could not be saved. Please try again in a moment."))
+        return
+    data.pop(WITHDRAW_CASES, None)
+    data.pop(STEP, None)
+    await _after_commit(context, update)
     await say(update, context, _("Your report was withdrawn."), keep=True)
 
 
 async def _finish_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     data = user_data(context)
-    case_id = data.pop(ADD_CASE, None)
-    draft: Draft = data.pop(DRAFT, {})
-    data.pop(STEP, None)
+    case_id = data.get(ADD_CASE)
+    draft: Draft = data.get(DRAFT) or {}
     _ = translator(update, context).gettext
     text = draft.get("add_text")
-    media = await _fetch_media(context, draft.get("media", []))
-    if not isinstance(case_id, str) or (not text and not media):
-        await say(update, context, _("Nothing was added."))
-        return
     try:
-        await services(context).intake.add_information(case_id, text, media, update_id=update.update_id)
+        media = await _fetch_media(context, draft.get("media", []))
+        if isinstance(case_id, str) and (text or media):
+            await services(context).intake.add_information(case_id, text, media, update_id=update.update_id)
     except Exception:
+        # What was sent is kept, and "Done" can be pressed again.
         _LOG.exception("Information for case %s could not be saved", case_id)
         await say(update, context, _("Sorry, this could not be saved. Please try again in a moment."))
         return
-    _committed(context)
-    await wipe(update, context)
+    data.pop(ADD_CASE, None)
+    data.pop(DRAFT, None)
+    data.pop(STEP, None)
+    if not isinstance(case_id, str) or (not text and not media):
+        await say(update, context, _("Nothing was added."))
+        return
+    await _after_commit(context, update)
     await say(update, context, _("Thank you. It was added to your report."), keep=True)
 
 
@@ -727,11 +885,11 @@ async def _choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE, l
     query = update.callback_query
     if locale not in SHIPPED_LOCALES:
         if query is not None:
-            await query.answer(translator(update, context).gettext("This button is no longer active."))
+            await acknowledge(query, translator(update, context).gettext("This button is no longer active."))
         return
     user_data(context)[LOCALE] = locale
     if query is not None:
-        await query.answer()
+        await acknowledge(query)
     t = get_translator(locale)
     await say(update, context, t.gettext("Language changed."))
     step = current_step(context)

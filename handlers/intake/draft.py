@@ -11,6 +11,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
+
 from bot.domain.models import (
     MAX_FREE_TEXT,
     AgeBand,
@@ -24,6 +26,7 @@ from bot.domain.models import (
     Sex,
     VictimDetails,
 )
+from bot.i18n import get_translator
 
 Draft = dict[str, Any]
 
@@ -355,6 +358,21 @@ TEXT_STEPS: frozenset[Step] = frozenset(
 )
 
 
+def nationality_code(text: str, language: str) -> str | None:
+    """The ISO 3166-1 alpha-2 code that `text` names: a code ("vn") or a country's name in `language` or
+    English ("Việt Nam", "Vietnam"), compared without case; None when it names no country."""
+    wanted = text.strip().casefold()
+    for locale in (language, "en"):
+        try:
+            names = Locale.parse(locale).territories
+        except (UnknownLocaleError, ValueError):
+            continue
+        for code, name in names.items():
+            if len(code) == 2 and code.isalpha() and wanted in (code.casefold(), str(name).casefold()):
+                return str(code)
+    return None
+
+
 def apply_text(draft: Draft, step: Step, text: str) -> Step | None:
     """Apply typed text at `step`; return the next step, or None when this step does not take text."""
     text = text.strip()
@@ -381,10 +399,22 @@ def apply_text(draft: Draft, step: Step, text: str) -> Step | None:
         _set(draft, details=append_text(report_of(draft).details, text))
         return step  # more messages may follow until "Done"
     elif step is Step.NATIONALITIES:
-        # Nationalities without a button, typed and separated by commas, kept as written.
-        typed = [part.strip()[:MAX_NATIONALITY_TEXT] for part in text.replace("、", ",").split(",")]
-        chosen = list(report_of(draft).nationalities) + [part for part in typed if part]
+        # Nationalities without a button, typed and separated by commas. A country named (or its code)
+        # becomes its code; anything else is the reporter's own words, which are stored only encrypted,
+        # so it joins the details instead of the codes (kept in clear, shown on cards and exported).
+        report = report_of(draft)
+        chosen = list(report.nationalities)
+        words: list[str] = []
+        for part in (part.strip() for part in text.replace("、", ",").split(",")):
+            code = nationality_code(part, report.language) if len(part) <= MAX_NATIONALITY_TEXT else None
+            if code is not None:
+                chosen.append(code)
+            elif part:
+                words.append(part)
         _set(draft, nationalities=tuple(chosen[:MAX_NATIONALITIES]))
+        if words:
+            said = get_translator(report.language).gettext("From: {answer}").format(answer=", ".join(words))
+            _set(draft, details=append_text(report.details, said))
         return step
     return next_step(draft, step)
 

@@ -105,10 +105,14 @@ async def test_a_person_files_a_whole_report_in_the_browser(demo: DemoWorld, pag
     await page.get_by_test_id("reporter-send").click()
     transcript = page.get_by_test_id("reporter-transcript")
 
-    async def click(label: str) -> None:
+    async def click(label: str, *, toggle: bool = False) -> None:
         button = transcript.get_by_test_id("inline-button").filter(has_text=label).last
         await button.wait_for(timeout=15_000)
+        pressed = await button.element_handle()
         await button.click()
+        if not toggle:
+            # Answered: its buttons go once the next question is shown; the next click is on that one.
+            await pressed.wait_for_element_state("hidden", timeout=15_000)
 
     await click("No")  # danger now?
     await click("A relative or friend")
@@ -119,10 +123,10 @@ async def test_a_person_files_a_whole_report_in_the_browser(demo: DemoWorld, pag
     await page.get_by_test_id("reporter-send").click()
     await click("Taken away")  # passport
     await click("Taken away")  # phone
-    await click("Locked in or guarded")
+    await click("Locked in or guarded", toggle=True)
     await click("Done")
     await click("21 to 100")
-    await click("Vietnam")
+    await click("Vietnam", toggle=True)
     await click("Done")
     await click("Done")  # details
     await click("Only when I check with /status")

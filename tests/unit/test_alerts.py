@@ -159,6 +159,7 @@ class Message:
     kind: str  # "card" or the OutboxKind of a notice
     shown: CaseView | None = None  # what a card shows now
     edits: int = 0
+    flagged: bool = False  # shown as a possible duplicate
 
 
 @dataclass
@@ -203,27 +204,40 @@ class FakeGateway:
         chat.topics[thread_id] = case.case_id
         return thread_id
 
-    async def post_card(self, chat_id: int, thread_id: int | None, case: CaseView) -> int:
+    async def post_card(
+        self, chat_id: int, thread_id: int | None, case: CaseView, *, possible_duplicate: bool = False
+    ) -> int:
         chat = self._enter("post_card", chat_id)
         self._thread(chat, thread_id)
         message_id = next(self._ids)
-        chat.messages[message_id] = Message(thread_id, case.case_id, "card", case)
+        chat.messages[message_id] = Message(thread_id, case.case_id, "card", case, flagged=possible_duplicate)
         return message_id
 
-    async def update_card(self, chat_id: int, message_id: int, case: CaseView) -> None:
+    async def update_card(
+        self, chat_id: int, message_id: int, case: CaseView, *, possible_duplicate: bool = False
+    ) -> None:
         chat = self._enter("update_card", chat_id)
         message = chat.messages.get(message_id)
         if message is None:
             raise TopicGone("message to edit not found")
         message.shown = case
+        message.flagged = possible_duplicate
         message.edits += 1
 
     async def post_notice(
-        self, chat_id: int, thread_id: int | None, case: CaseView, kind: OutboxKind
+        self,
+        chat_id: int,
+        thread_id: int | None,
+        case: CaseView,
+        kind: OutboxKind,
+        *,
+        possible_duplicate: bool = False,
     ) -> None:
         chat = self._enter("post_notice", chat_id)
         self._thread(chat, thread_id)
-        chat.messages[next(self._ids)] = Message(thread_id, case.case_id, kind.value)
+        chat.messages[next(self._ids)] = Message(
+            thread_id, case.case_id, kind.value, flagged=possible_duplicate
+        )
 
     async def rename_topic(self, chat_id: int, thread_id: int, case: CaseView) -> None:
         chat = self._enter("rename_topic", chat_id)
