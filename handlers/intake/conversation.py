@@ -156,6 +156,18 @@ async def take_buttons_away(message: Message, markup: InlineKeyboardMarkup | Non
         _LOG.warning("A question's buttons could not be updated: %s", type(error).__name__)
 
 
+async def write_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Write the reporter's answers to the database now, before "Noted" tells them they were kept.
+
+    The answers are otherwise written after the update (``flush_after_update``): a stop between the two
+    would lose words the reporter was told were noted. A failed write is retried at every later flush.
+    """
+    user = update.effective_user
+    if user is not None and context.application.persistence is not None:
+        context.application.mark_data_for_update_persistence(user_ids=user.id)
+        await context.application.update_persistence()
+
+
 def track(context: ContextTypes.DEFAULT_TYPE, message: Message | None) -> None:
     """Remember a message of this conversation so that it can be wiped later (both sides)."""
     if message is None or context.user_data is None:
@@ -592,6 +604,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             return
         if step is Step.ADD:
             draft["add_text"] = flow.append_text(draft.get("add_text"), message.text)
+            await write_through(update, context)
             await say(update, context, _("Noted. Send more, or press Done."))
             return
         following = flow.apply_text(draft, step, message.text)
@@ -630,6 +643,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             flow.apply_text(draft, step, message.caption)
     if following is step:
         if step in (Step.DETAILS, Step.ADD, Step.NATIONALITIES):  # typed nationalities too: say it was read
+            await write_through(update, context)
             await say(update, context, _("Noted. Send more, or press Done."))
         return
     if step is Step.FAST_LINE:

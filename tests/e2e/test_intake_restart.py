@@ -62,3 +62,43 @@ async def test_a_report_survives_a_restart_of_the_bot_in_the_middle(harness: Har
     assert case.report.place.details == plan.place_text, "answered before the restart"
     assert case.report.details == plan.details[0], "answered after the restart"
     assert case.media_count == 1
+
+
+async def test_words_are_in_the_database_before_the_reporter_is_told_they_were_noted(
+    harness: Harness, monkeypatch
+) -> None:
+    """At the moment the bot sends "Noted", the reporter's words are already written: a stop right after it
+    (before the update's end) cannot lose words the reporter was told were kept."""
+    import aiosqlite
+
+    from bot.crypto import Keyring
+    from sandbox.botapi import METHODS
+    from storage.conversations import ConversationStore
+
+    h = harness
+    marker = "They took our passports on the first day."
+    stored_at_noted: list[bool] = []
+
+    async def stored() -> bool:
+        async with aiosqlite.connect(f"file:{h.settings.database}?mode=ro", uri=True) as conn:
+            every_user = await ConversationStore(
+                conn, Keyring(h.settings.secret_key_bytes())
+            ).load_user_data()
+        return marker in repr(every_user)
+
+    original = METHODS["sendmessage"]
+
+    async def send_message(world, account, params):
+        if (params.str("text") or "").startswith("Noted."):
+            stored_at_noted.append(await stored())
+        return await original(world, account, params)
+
+    monkeypatch.setitem(METHODS, "sendmessage", send_message)
+    r = await new_reporter(h, "en")
+    walk = Walk(r, Plan())
+    await walk.begin()
+    await walk.until(Step.DETAILS)
+    after = await r.last_id()
+    await r.send(marker)
+    await r.reply_after(after, lambda m: m.get("text", "").startswith("Noted."))
+    assert stored_at_noted == [True], "the words were not yet written when the reporter was told 'Noted'"
