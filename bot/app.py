@@ -53,6 +53,7 @@ from bot.services.export_sinks import parse_recipients
 from bot.services.insight import InsightService
 from bot.services.intake import IntakeService
 from bot.services.relay import RelayService, collect_held
+from bot.updates import PerChatUpdateProcessor
 from handlers.common import DEFAULT_LOCALE_KEY
 from handlers.coordinators import actions as staff
 from handlers.coordinators import export as export_handlers
@@ -544,6 +545,9 @@ def build_application(
         .get_updates_request(make_request(settings.http_client, get_updates=True))
         .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, max_retries=RATE_LIMIT_RETRIES))
         .persistence(SQLitePersistence(resources.conversation_store))
+        .concurrent_updates(
+            PerChatUpdateProcessor(settings.concurrent_updates) if settings.concurrent_updates > 1 else False
+        )
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()

@@ -62,6 +62,7 @@ _PROBLEMS: dict[str, str] = {
     "retention_days": f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}",
     "export_recipients": "must be age public keys (age1...) separated by commas",
     "http_client": "must be httpx or aiohttp",
+    "concurrent_updates": "must be a whole number from 1 to 256",
 }
 
 
@@ -119,6 +120,8 @@ class Settings(BaseSettings):
     export_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The HTTP client under python-telegram-bot (bot/http.py): its own httpx stack, or aiohttp.
     http_client: Literal["httpx", "aiohttp"] = "httpx"
+    # How many updates of different chats are handled at once (bot/updates.py); 1: one at a time.
+    concurrent_updates: int = Field(default=1, ge=1, le=256)
 
     @field_validator("bot_token")
     @classmethod
