@@ -30,7 +30,7 @@ The Telegram-limited time to drain everything is computed from the pace measured
 P1 re-alerts (escalation) are switched off (24 h): their clock is not fast-forwarded (see the README).
 
     .venv/bin/python bench/burst.py            # 10,000 reports in a minute (make bench-burst)
-    .venv/bin/python bench/burst.py --quick    # 2,000 reports in 30 s: a smoke run of about 6 minutes
+    .venv/bin/python bench/burst.py --quick    # 2,000 reports in 30 s: a smoke run of about 3 minutes
 
 The default run takes as long as committing 10,000 reports one at a time (about 80 ms each on a quiet
 2-core machine, mostly the scrypt receipt hash and corroboration), plus at most 5 minutes for (a) and 1.5

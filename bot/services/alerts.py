@@ -240,9 +240,9 @@ class AlertDispatcher:
         oldest_needed = self._recent[len(self._recent) + MESSAGES_PER_ALERT - self.per_minute - 1]
         return max(0.01, oldest_needed + 60.0 - now)
 
-    def _spent(self) -> None:
+    def _spent(self, messages: int = MESSAGES_PER_ALERT) -> None:
         now = self.monotonic()
-        self._recent.extend([now] * MESSAGES_PER_ALERT)
+        self._recent.extend([now] * messages)
 
     @staticmethod
     def _migration_key(configured: int) -> str:
@@ -264,9 +264,12 @@ class AlertDispatcher:
         held = self._paused_until - self.monotonic()
         if held > 0:
             return RoundResult(paused_for=held)
-        if isinstance(self.store, BurstStore) and not self._wait_for_budget():
+        due = await self.store.due(limit, self.clock())
+        # A digest never takes a slot an urgent case is waiting for: only when no P1/P2 is due.
+        urgent = any(item.priority <= Priority.P2 for item in due)
+        if isinstance(self.store, BurstStore) and not urgent and not self._wait_for_budget():
             await self._fold_burst(self.store)
-        for item in await self.store.due(limit, self.clock()):
+        for item in due:
             pause = self._wait_for_budget()
             if pause:
                 return RoundResult(sent, retried, dead, pause)
@@ -310,7 +313,7 @@ class AlertDispatcher:
                 by_chat.setdefault(await self.chat_id(case), []).append(case)
         try:
             for chat_id, cases in by_chat.items():
-                self._spent()
+                self._spent(1)  # a digest is one message
                 await self.gateway.post_digest(chat_id, cases)
         except DeliveryError as error:
             _LOG.warning("Burst digest not posted (%s); the tickets still follow one by one", error)

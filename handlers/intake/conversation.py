@@ -222,16 +222,21 @@ async def delete_messages(context: ContextTypes.DEFAULT_TYPE, chat_id: int, ids:
             return
 
 
+def question_for(context: ContextTypes.DEFAULT_TYPE, t: Translator, step: Step) -> Question:
+    """The question of `step` as it stands for the reporter's draft."""
+    gazetteer = services(context).gazetteer
+    draft: Draft = user_data(context)[DRAFT]
+    if step is Step.REVIEW:
+        return review_question(t, draft, gazetteer)
+    return question(step, t, draft, gazetteer)
+
+
 async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE, step: Step) -> None:
     """Show the question for `step` and remember that the conversation is there."""
     data = user_data(context)
     data[STEP] = step.value
     t = translator(update, context)
-    gazetteer = services(context).gazetteer
-    draft: Draft = data[DRAFT]
-    q: Question = (
-        review_question(t, draft, gazetteer) if step is Step.REVIEW else question(step, t, draft, gazetteer)
-    )
+    q = question_for(context, t, step)
     if step not in (Step.WHERE, Step.AREA, Step.PLACE_DETAILS) and data.pop(LOCATION_KEYBOARD, False):
         # The reply keyboard for sharing a location is no longer needed: take it away.
         await say(update, context, "✓", ReplyKeyboardRemove())
@@ -633,7 +638,12 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     else:
         following = None
     if following is None:
-        await say(update, context, _hint(t, step))
+        # The hint carries the question's buttons again: after a restart the question on screen may not
+        # be the one the bot is at (or its buttons may be gone), and a reporter must never be left with
+        # nothing to press.
+        buttons = question_for(context, t, step).markup
+        inline = buttons if isinstance(buttons, InlineKeyboardMarkup) else None
+        await say(update, context, _hint(t, step), inline)
         return
     if following is step and message.caption and step in (Step.DETAILS, Step.ADD):
         # A caption is the reporter's words too: keep it with their text, not only the photo.
