@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +41,10 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
         yield server
 
 
-@pytest.fixture
-async def harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def running_bot(sandbox: SandboxServer, database: Path, **settings: Any) -> AsyncIterator[Harness]:
+    """A Beacon bot running against `sandbox` with its coordinators' forum group, its database at
+    `database`; `settings` override the defaults (e.g. ``http_client="aiohttp"``)."""
     token = make_token()
     async with SandboxClient(sandbox.url) as sb:
         bot = await sb.create_bot(token, username="beacon_test_bot", first_name="Beacon")
@@ -51,23 +55,29 @@ async def harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harne
             admins=[coordinator["id"]],
             bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
         )
-        settings = load_settings(
-            _env_file=None,
-            bot_token=token,
-            api_url=sandbox.url,
-            database=tmp_path / "beacon.db",
-            secret_key=generate_secret_key(),
-            coordinator_chat_id=group["id"],
-            admins=[coordinator["id"]],
-        )
-        app = build_application(settings)
+        options: dict[str, Any] = {
+            "bot_token": token,
+            "api_url": sandbox.url,
+            "database": database,
+            "secret_key": generate_secret_key(),
+            "coordinator_chat_id": group["id"],
+            "admins": [coordinator["id"]],
+        }
+        configured = load_settings(_env_file=None, **{**options, **settings})
+        app = build_application(configured)
         await start_application(app)
-        h = Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
+        h = Harness(sandbox, sb, app, configured, bot["id"], group["id"], coordinator["id"])
         try:
             yield h
         finally:
             # A test may have restarted the bot (see `restart_bot`): stop whichever one runs now.
             await stop_application(h.app)
+
+
+@pytest.fixture
+async def harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_bot(sandbox, tmp_path / "beacon.db") as h:
+        yield h
 
 
 async def restart_bot(h: Harness) -> None:

@@ -19,16 +19,13 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from bot.app import build_application, get_database, start_application, stop_application
-from bot.config import load_settings
+from bot.app import get_database
 from bot.crypto import Keyring
-from bot.keys import generate_secret_key
 from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner
 from handlers.intake.draft import Step
-from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer
 from storage.conversations import ConversationStore
-from tests.e2e.conftest import Harness, make_token
+from tests.e2e.conftest import Harness, running_bot
 from tests.e2e.intake_flow import (
     CODE,
     Plan,
@@ -146,33 +143,9 @@ async def disk_harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[
     disk = Disk(tmp_path / "disk")
     if not disk.mounted:
         pytest.skip("a tmpfs cannot be mounted here (root is needed); CI runs as root")
-    token = make_token()
     try:
-        async with SandboxClient(sandbox.url) as sb:
-            bot = await sb.create_bot(token, username="beacon_test_bot", first_name="Beacon")
-            coordinator = await sb.create_user("Coordinator", language_code="en")
-            group = await sb.create_group(
-                "Coordinators",
-                forum=True,
-                admins=[coordinator["id"]],
-                bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
-            )
-            settings = load_settings(
-                _env_file=None,
-                bot_token=token,
-                api_url=sandbox.url,
-                database=disk.folder / "beacon.db",
-                secret_key=generate_secret_key(),
-                coordinator_chat_id=group["id"],
-                admins=[coordinator["id"]],
-            )
-            app = build_application(settings)
-            await start_application(app)
-            h = Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
-            try:
-                yield h, disk
-            finally:
-                await stop_application(h.app)
+        async with running_bot(sandbox, disk.folder / "beacon.db") as h:
+            yield h, disk
     finally:
         disk.unmount()
 

@@ -15,14 +15,13 @@ import pytest
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.app import build_application, start_application, stop_application
 from bot.config import ConfigError, load_settings
 from bot.http import AiohttpRequest, make_request
 from bot.keys import generate_secret_key
 from sandbox.client import SandboxClient
 from sandbox.samples import sample_png
 from sandbox.server import SandboxServer
-from tests.e2e.conftest import Harness, make_token
+from tests.e2e.conftest import Harness, make_token, running_bot
 from tests.e2e.intake_flow import QUICK, Walk, case_ids, new_reporter, outbox_rows
 
 JSON = dict[str, object]
@@ -253,33 +252,8 @@ def test_the_setting_chooses_the_client(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.fixture
 async def aiohttp_harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harness]:
     """The e2e harness with BEACON_HTTP_CLIENT=aiohttp: polling bot and alert bot both on bot/http.py."""
-    token = make_token()
-    async with SandboxClient(sandbox.url) as sb:
-        bot = await sb.create_bot(token, username="beacon_test_bot", first_name="Beacon")
-        coordinator = await sb.create_user("Coordinator", language_code="en")
-        group = await sb.create_group(
-            "Coordinators",
-            forum=True,
-            admins=[coordinator["id"]],
-            bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
-        )
-        settings = load_settings(
-            _env_file=None,
-            bot_token=token,
-            api_url=sandbox.url,
-            database=tmp_path / "beacon.db",
-            secret_key=generate_secret_key(),
-            coordinator_chat_id=group["id"],
-            admins=[coordinator["id"]],
-            http_client="aiohttp",
-        )
-        app = build_application(settings)
-        await start_application(app)
-        h = Harness(sandbox, sb, app, settings, bot["id"], group["id"], coordinator["id"])
-        try:
-            yield h
-        finally:
-            await stop_application(h.app)
+    async with running_bot(sandbox, tmp_path / "beacon.db", http_client="aiohttp") as h:
+        yield h
 
 
 async def test_beacon_runs_on_aiohttp_from_report_to_alert(aiohttp_harness: Harness) -> None:
