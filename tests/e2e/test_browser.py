@@ -108,11 +108,18 @@ async def test_a_person_files_a_whole_report_in_the_browser(demo: DemoWorld, pag
     async def click(label: str, *, toggle: bool = False) -> None:
         button = transcript.get_by_test_id("inline-button").filter(has_text=label).last
         await button.wait_for(timeout=15_000)
-        pressed = await button.element_handle()
+        # The message the button belongs to, by its Telegram id (the page may redraw its elements).
+        message_id = await button.evaluate("b => b.closest('[data-message-id]').dataset.messageId")
         await button.click()
         if not toggle:
-            # Answered: its buttons go once the next question is shown; the next click is on that one.
-            await pressed.wait_for_element_state("hidden", timeout=15_000)
+            # Answered once the bot has taken this question's buttons away (it does so after showing the
+            # next question): only then is the next click on the new question, not on this one again.
+            await page.wait_for_function(
+                "id => !document.querySelector(`[data-testid='reporter-transcript'] "
+                "[data-message-id='${id}'] [data-testid='inline-button']`)",
+                arg=message_id,
+                timeout=30_000,
+            )
 
     await click("No")  # danger now?
     await click("A relative or friend")
