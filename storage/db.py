@@ -21,6 +21,7 @@ __all__ = [
     "PragmaError",
     "StorageError",
     "open_database",
+    "open_read_only",
     "transaction",
 ]
 
@@ -66,7 +67,28 @@ async def open_database(path: Path | str) -> aiosqlite.Connection:
     path = Path(path)
     try:
         await asyncio.to_thread(_prepare_path, path)
-        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    except OSError as exc:
+        raise DatabaseOpenError(f"cannot open database {path}: {exc}") from exc
+    return await _connect(path, str(path), uri=False)
+
+
+async def open_read_only(path: Path | str) -> aiosqlite.Connection:
+    """Open an existing database read-only and check Beacon's pragmas on it.
+
+    SQLite itself refuses every write on this connection, so a check that uses it cannot change the
+    database. Raises ``DatabaseOpenError`` if there is no file or it cannot be opened, ``PragmaError`` if
+    a pragma does not hold (e.g. the file is not in WAL mode).
+    """
+    path = Path(path)
+    if not await asyncio.to_thread(path.is_file):
+        raise DatabaseOpenError(f"no database at {path}")
+    return await _connect(path, f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+async def _connect(path: Path, target: str, *, uri: bool) -> aiosqlite.Connection:
+    """Connect in autocommit mode (``isolation_level=None``), then apply and check the pragmas."""
+    try:
+        conn = await aiosqlite.connect(target, uri=uri, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     except (OSError, aiosqlite.Error) as exc:
         raise DatabaseOpenError(f"cannot open database {path}: {exc}") from exc
     try:

@@ -21,9 +21,7 @@ import aiosqlite
 
 from bot.domain.models import CaseStatus
 from storage.audit import append_audit
-
-# _apply_pragmas is the one list of pragmas Beacon runs with; a read-only connection is checked against it.
-from storage.db import BUSY_TIMEOUT_MS, DatabaseOpenError, StorageError, _apply_pragmas, transaction
+from storage.db import BUSY_TIMEOUT_MS, DatabaseOpenError, StorageError, open_read_only, transaction
 from storage.migrations import MIGRATIONS
 from storage.timestamps import from_db_time, to_db_time, utc_now
 
@@ -153,33 +151,6 @@ class MigrationStatus:
     @property
     def current(self) -> bool:
         return not self.pending and not self.unknown
-
-
-async def open_read_only(path: Path | str) -> aiosqlite.Connection:
-    """Open an existing database read-only and check Beacon's pragmas on it (``storage.db``).
-
-    SQLite itself refuses every write on this connection, so a check that uses it cannot change the
-    database. Raises ``DatabaseOpenError`` if there is no file or it cannot be opened, ``PragmaError`` if
-    a pragma does not hold (e.g. the file is not in WAL mode).
-    """
-    path = Path(path)
-    if not await asyncio.to_thread(path.is_file):
-        raise DatabaseOpenError(f"no database at {path}")
-    try:
-        conn = await aiosqlite.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-        )
-    except (OSError, aiosqlite.Error) as exc:
-        raise DatabaseOpenError(f"cannot open database {path}: {exc}") from exc
-    try:
-        await _apply_pragmas(conn)
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
 
 
 async def migration_status(conn: aiosqlite.Connection, known: Sequence[str] = _KNOWN) -> MigrationStatus:
