@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from bot.crypto import Keyring
 from bot.domain.models import CaseStatus, Priority
@@ -12,51 +11,30 @@ from storage.cases import CaseStore
 from storage.coordination import CoordinationStore
 from storage.db import open_database
 from tests.storage.factories import Clock
+from tests.unit.test_escalation import T0, Cases, Roster, Row
+from tests.unit.test_escalation import Clock as Now
 
-T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 LIMIT = timedelta(minutes=10)
 
 
-@dataclass(frozen=True)
-class Row:
-    case_id: str
-    priority: Priority
-    status: CaseStatus
-    created_at: datetime
-    area_id: str | None = None
-    assignee_id: int | None = None
-    withdrawn: bool = False
+def cases_waiting(*rows: Row) -> Cases:
+    cases = Cases()
+    cases.rows.extend(rows)
+    return cases
 
 
-class Waiting:
-    def __init__(self, *rows: Row) -> None:
-        self.rows = list(rows)
-
-    async def find(self, *, status=None, priority=None, limit=50):
-        return [r for r in self.rows if r.status is status and r.priority is priority][:limit]
-
-
-class Roster:
-    async def on_duty(self):
-        return [(7, "Dara")]
-
-
-class Now:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+def roster() -> Roster:
+    return Roster([(7, "Dara")])
 
 
 async def test_a_restart_does_not_re_alert_before_the_interval(
     tmp_path, conn, store: CaseStore, keyring: Keyring, clock: Clock
 ):
     """Escalated at T0, the bot restarts at T0+3 min: the case is due again at T0+10 min, not at once."""
-    waiting = Waiting(Row("AAAA-AAAA", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
+    waiting = cases_waiting(Row("AAAA-AAAA", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
     now = Now()
     first = EscalationService(
-        waiting, Roster(), LIMIT, memory=CoordinationStore(conn, store), clock=now.__call__
+        waiting, roster(), LIMIT, memory=CoordinationStore(conn, store), clock=now.__call__
     )
     assert [e.case_id for e in await first.due()] == ["AAAA-AAAA"]
     await conn.close()
@@ -64,7 +42,7 @@ async def test_a_restart_does_not_re_alert_before_the_interval(
     reopened = await open_database(tmp_path / "beacon.db")
     try:
         memory = CoordinationStore(reopened, CaseStore(reopened, keyring, clock=clock))
-        again = EscalationService(waiting, Roster(), LIMIT, memory=memory, clock=now.__call__)
+        again = EscalationService(waiting, roster(), LIMIT, memory=memory, clock=now.__call__)
         now.now = T0 + timedelta(minutes=3)
         assert await again.due() == []
         now.now = T0 + timedelta(minutes=10)
@@ -76,10 +54,10 @@ async def test_a_restart_does_not_re_alert_before_the_interval(
 
 async def test_an_acknowledged_case_is_forgotten_in_the_database(conn, store: CaseStore):
     """Once nobody waits for it any more, its re-alert time is deleted (nothing accumulates)."""
-    waiting = Waiting(Row("BBBB-BBBB", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
+    waiting = cases_waiting(Row("BBBB-BBBB", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
     memory = CoordinationStore(conn, store)
     now = Now()
-    service = EscalationService(waiting, Roster(), LIMIT, memory=memory, clock=now.__call__)
+    service = EscalationService(waiting, roster(), LIMIT, memory=memory, clock=now.__call__)
     assert len(await service.due()) == 1
     assert await memory.values_with_prefix(MEMORY_PREFIX) != {}
     waiting.rows = [Row("BBBB-BBBB", Priority.P1, CaseStatus.ACKNOWLEDGED, T0 - timedelta(minutes=30))]
@@ -92,6 +70,6 @@ async def test_an_unreadable_memory_errs_on_the_side_of_the_person(conn, store: 
     """A damaged entry counts as never re-alerted: the waiting P1 is re-alerted rather than skipped."""
     memory = CoordinationStore(conn, store)
     await memory.set_value(MEMORY_PREFIX + "CCCC-CCCC", "not a time")
-    waiting = Waiting(Row("CCCC-CCCC", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
-    service = EscalationService(waiting, Roster(), LIMIT, memory=memory, clock=Now().__call__)
+    waiting = cases_waiting(Row("CCCC-CCCC", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
+    service = EscalationService(waiting, roster(), LIMIT, memory=memory, clock=Now().__call__)
     assert [e.case_id for e in await service.due()] == ["CCCC-CCCC"]
