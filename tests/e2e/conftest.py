@@ -41,32 +41,49 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
         yield server
 
 
+@dataclass(frozen=True)
+class CoordinatorsWorld:
+    """A bot registered in the sandbox, a coordinator, and their group with the bot as an admin."""
+
+    token: str
+    bot_id: int
+    coordinator_id: int
+    group_id: int
+
+
+async def coordinators_world(
+    sb: SandboxClient, *, username: str = "beacon_test_bot", forum: bool = True
+) -> CoordinatorsWorld:
+    token = make_token()
+    bot = await sb.create_bot(token, username=username, first_name="Beacon")
+    coordinator = await sb.create_user("Coordinator", language_code="en")
+    group = await sb.create_group(
+        "Coordinators",
+        forum=forum,
+        admins=[coordinator["id"]],
+        bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
+    )
+    return CoordinatorsWorld(token, bot["id"], coordinator["id"], group["id"])
+
+
 @asynccontextmanager
 async def running_bot(sandbox: SandboxServer, database: Path, **settings: Any) -> AsyncIterator[Harness]:
     """A Beacon bot running against `sandbox` with its coordinators' forum group, its database at
     `database`; `settings` override the defaults (e.g. ``http_client="aiohttp"``)."""
-    token = make_token()
     async with SandboxClient(sandbox.url) as sb:
-        bot = await sb.create_bot(token, username="beacon_test_bot", first_name="Beacon")
-        coordinator = await sb.create_user("Coordinator", language_code="en")
-        group = await sb.create_group(
-            "Coordinators",
-            forum=True,
-            admins=[coordinator["id"]],
-            bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
-        )
+        world = await coordinators_world(sb)
         options: dict[str, Any] = {
-            "bot_token": token,
+            "bot_token": world.token,
             "api_url": sandbox.url,
             "database": database,
             "secret_key": generate_secret_key(),
-            "coordinator_chat_id": group["id"],
-            "admins": [coordinator["id"]],
+            "coordinator_chat_id": world.group_id,
+            "admins": [world.coordinator_id],
         }
         configured = load_settings(_env_file=None, **{**options, **settings})
         app = build_application(configured)
         await start_application(app)
-        h = Harness(sandbox, sb, app, configured, bot["id"], group["id"], coordinator["id"])
+        h = Harness(sandbox, sb, app, configured, world.bot_id, world.group_id, world.coordinator_id)
         try:
             yield h
         finally:

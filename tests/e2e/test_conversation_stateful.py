@@ -49,7 +49,7 @@ from handlers.intake.draft import FLOW, VICTIM_FLOW, Step
 from sandbox.client import SandboxClient, SandboxError
 from sandbox.samples import sample_png
 from sandbox.server import SandboxServer
-from tests.e2e.conftest import make_token
+from tests.e2e.conftest import coordinators_world
 from tests.e2e.intake_flow import CODE, GAZETTEER, QUICK, Plan, Walk, case_by_receipt, case_ids
 from tests.e2e.reporter import Reporter
 
@@ -208,38 +208,33 @@ async def _start(tmp: Path, log: Recorder, loop: LoopThread) -> World:
     server = SandboxServer()
     await server.start()
     sb = SandboxClient(server.url)
-    token = make_token()
-    bot = await sb.create_bot(token, username=BOT_USERNAME, first_name="Beacon")
+    world = await coordinators_world(sb, username=BOT_USERNAME, forum=False)
     await sb.set_limits(enabled=False)
-    coordinator = await sb.create_user("Coordinator", language_code="en")
-    group = await sb.create_group(
-        "Coordinators",
-        forum=False,
-        admins=[coordinator["id"]],
-        bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
-    )
     other = await sb.create_group(
-        "Family chat", forum=False, admins=[coordinator["id"]], bots=[{"bot_id": bot["id"], "admin": False}]
+        "Family chat",
+        forum=False,
+        admins=[world.coordinator_id],
+        bots=[{"bot_id": world.bot_id, "admin": False}],
     )
     config = load_settings(
         _env_file=None,
-        bot_token=token,
+        bot_token=world.token,
         api_url=server.url,
         database=tmp / "beacon.db",
         secret_key=generate_secret_key(),
-        coordinator_chat_id=group["id"],
-        admins=[coordinator["id"]],
+        coordinator_chat_id=world.group_id,
+        admins=[world.coordinator_id],
         reports_per_hour=1000,
     )
     app = build_application(config)
     await start_application(app)
     # A bot message in the coordinators' group, on which the coordinator presses the probe.
-    sent = await sb.send_text(coordinator["id"], "/help", chat_id=group["id"])
+    sent = await sb.send_text(world.coordinator_id, "/help", chat_id=world.group_id)
     help_message = await sb.wait_for_message(
-        group["id"], bot_id=bot["id"], after_message_id=sent["message"]["message_id"], timeout=TIMEOUT
+        world.group_id, bot_id=world.bot_id, after_message_id=sent["message"]["message_id"], timeout=TIMEOUT
     )
     return World(
-        loop, server, sb, app, config, bot["id"], group["id"], other["id"], coordinator["id"],
+        loop, server, sb, app, config, world.bot_id, world.group_id, other["id"], world.coordinator_id,
         help_message["message_id"], log,
     )  # fmt: skip
 

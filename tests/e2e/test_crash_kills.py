@@ -28,7 +28,7 @@ from bot.keys import generate_secret_key
 from sandbox.botapi import METHODS
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer
-from tests.e2e.conftest import make_token
+from tests.e2e.conftest import coordinators_world
 from tests.e2e.crash_support import (
     UNASSIGN,
     BotProcess,
@@ -79,24 +79,16 @@ async def world(
     """The sandbox with a coordinators' forum group, and a `beacon run` process (not started yet)."""
     async with SandboxClient(sandbox.url) as sb:
         await sb.set_limits(enabled=False)
-        token = make_token()
-        bot = await sb.create_bot(token, username="beacon_crash_bot", first_name="Beacon")
-        coordinator = await sb.create_user("Coordinator", language_code="en")
-        group = await sb.create_group(
-            "Coordinators",
-            forum=True,
-            admins=[coordinator["id"]],
-            bots=[{"bot_id": bot["id"], "admin": True, "can_manage_topics": True}],
-        )
+        world = await coordinators_world(sb, username="beacon_crash_bot")
         secret = generate_secret_key()
         database = tmp_path / "data" / "beacon.db"
         env = {
-            "BEACON_BOT_TOKEN": token,
+            "BEACON_BOT_TOKEN": world.token,
             "BEACON_API_URL": sandbox.url,
             "BEACON_DATABASE": str(database),
             "BEACON_SECRET_KEY": secret,
-            "BEACON_COORDINATOR_CHAT_ID": str(group["id"]),
-            "BEACON_ADMINS": str(coordinator["id"]),
+            "BEACON_COORDINATOR_CHAT_ID": str(world.group_id),
+            "BEACON_ADMINS": str(world.coordinator_id),
             "BEACON_LOG_LEVEL": "INFO",
             # Every walk is a new account; the hourly limit would only quarantine the seeded crowd.
             "BEACON_REPORTS_PER_HOUR": "1000",
@@ -104,17 +96,17 @@ async def world(
         logs = tmp_path / "logs"
         logs.mkdir()
         process = BotProcess(sb, env, logs)
-        switch = KillSwitch(process, group["id"])
+        switch = KillSwitch(process, world.group_id)
         for method in ("createForumTopic", "sendMessage"):
             monkeypatch.setitem(METHODS, method.lower(), switch.wrap(method, METHODS[method.lower()]))
-        inspector = Inspector(sb, database, secret, group["id"], coordinator["id"])
+        inspector = Inspector(sb, database, secret, world.group_id, world.coordinator_id)
         try:
             yield {
                 "sb": sb,
                 "bot": process,
-                "bot_id": bot["id"],
-                "group_id": group["id"],
-                "coordinator_id": coordinator["id"],
+                "bot_id": world.bot_id,
+                "group_id": world.group_id,
+                "coordinator_id": world.coordinator_id,
                 "switch": switch,
                 "inspector": inspector,
             }
