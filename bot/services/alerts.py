@@ -147,6 +147,8 @@ class TicketStore(Protocol):
 
     async def set_value(self, key: str, value: str) -> None: ...
 
+    async def delete_values(self, keys: Sequence[str]) -> None: ...
+
 
 @runtime_checkable
 class BurstStore(Protocol):
@@ -155,14 +157,6 @@ class BurstStore(Protocol):
     async def unannounced(self, lowest: int, limit: int) -> list[tuple[int, str]]: ...
 
     async def mark_announced(self, outbox_ids: list[int]) -> None: ...
-
-
-@runtime_checkable
-class ForgettingStore(Protocol):
-    """Optional: run-time facts can be deleted (storage.coordination.CoordinationStore can); without it,
-    a fact is forgotten by setting it empty."""
-
-    async def delete_values(self, keys: Sequence[str]) -> None: ...
 
 
 class TicketLike(Protocol):
@@ -372,10 +366,8 @@ class AlertDispatcher:
     async def _landed(self, case_id: str) -> None:
         """The step in flight has a known outcome (its result is stored, or it was refused)."""
         key = f"{IN_FLIGHT_KEY}:{case_id}"
-        if isinstance(self.store, ForgettingStore):
+        if await self.store.get_value(key):
             await self.store.delete_values([key])
-        elif await self.store.get_value(key):
-            await self.store.set_value(key, "")
 
     async def _flagged(self, case_id: str) -> bool:
         return bool(await self.store.get_value(f"{POSSIBLE_DUPLICATE_KEY}:{case_id}"))

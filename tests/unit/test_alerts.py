@@ -148,6 +148,10 @@ class FakeTicketStore:
     async def set_value(self, key: str, value: str) -> None:
         self.values[key] = value
 
+    async def delete_values(self, keys) -> None:
+        for key in keys:
+            self.values.pop(key, None)
+
 
 # --- the coordinators' chat --------------------------------------------------------------------------
 
