@@ -27,6 +27,7 @@ __all__ = [
     "RECEIPT_DIGITS",
     "DecryptionError",
     "Keyring",
+    "compact_json",
     "format_receipt",
     "hash_receipt",
     "key_id_of",
@@ -99,6 +100,11 @@ def key_id_of(ciphertext: bytes) -> str:
     if len(ciphertext) < _MIN_CIPHERTEXT or ciphertext[0] != _VERSION:
         raise DecryptionError("not a Beacon ciphertext (wrong version or too short)")
     return ciphertext[1:_HEADER_BYTES].hex()
+
+
+def compact_json(value: Any) -> str:
+    """The JSON text ``encrypt_json`` seals: compact, UTF-8 kept, no NaN (``TypeError``/``ValueError``)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class Keyring:
@@ -215,8 +221,7 @@ class Keyring:
 
         Raises ``TypeError`` or ``ValueError`` if ``value`` is not JSON-serialisable (NaN included).
         """
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return self.encrypt_text(text, table=table, column=column, row_id=row_id)
+        return self.encrypt_text(compact_json(value), table=table, column=column, row_id=row_id)
 
     def decrypt_json(self, ciphertext: bytes, *, table: str, column: str, row_id: str) -> Any:
         """Decrypt a value sealed by ``encrypt_json``; raises ``DecryptionError`` also if it is not JSON."""

@@ -2,8 +2,10 @@
 
 python-telegram-bot flushes persistence every `update_interval` seconds, so a crash could lose the last
 minute of answers. Beacon flushes after every update instead (`flush_after_update`, registered last in
-the composition root) and keeps the periodic flush only as a safety net. Only `user_data` is persisted:
-it holds the conversation step and the draft report. The store encrypts values and keys.
+the composition root; `handlers.common.save_now`, without python-telegram-bot's deep copy) and keeps the
+periodic flush only as a safety net (the store skips data that has not changed since it was written).
+Only `user_data` is persisted: it holds the conversation step and the draft report. The store encrypts
+values and keys.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Protocol
 from telegram import Update
 from telegram.ext import BasePersistence, ContextTypes, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
+
+from handlers.common import save_now
 
 UserData = dict[str, Any]
 
@@ -100,13 +104,10 @@ class SQLitePersistence(BasePersistence[UserData, dict[Any, Any], dict[Any, Any]
 async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Writes the user data this update touched to the database before the next update is handled."""
     user = update.effective_user
-    if user is not None:
-        # PTB marks an update's user for persistence only after every handler group has run, i.e. after
-        # this one: without marking it here, each flush would write the previous update's data only.
-        context.application.mark_data_for_update_persistence(user_ids=user.id)
+    user_ids = {user.id} if user is not None else set()
     persistence = context.application.persistence
-    if isinstance(persistence, SQLitePersistence) and persistence.unsaved:
+    if isinstance(persistence, SQLitePersistence):
         # Failed earlier: tried again now, and at every flush until it is written, rather than only when
         # that reporter next writes (a stop in between would have lost their latest answers).
-        context.application.mark_data_for_update_persistence(user_ids=set(persistence.unsaved))
-    await context.application.update_persistence()
+        user_ids |= persistence.unsaved
+    await save_now(context, sorted(user_ids))

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
 from bot.domain.records import Media, MediaKind
 from bot.i18n import SOURCE_LOCALE, Translator, get_translator, native_name, negotiate_locale, ordered_locales
 
-__all__ = ["DEFAULT_LOCALE_KEY", "send_with_media", "team_message", "translator_for"]
+__all__ = ["DEFAULT_LOCALE_KEY", "save_now", "send_with_media", "team_message", "translator_for"]
 
 # Key in ``application.bot_data`` under which the composition root stores the configured default locale.
 DEFAULT_LOCALE_KEY = "beacon.default_locale"
+
+
+async def save_now(context: ContextTypes.DEFAULT_TYPE, user_ids: Iterable[int]) -> None:
+    """Write these users' conversation data (step, draft) to the database now.
+
+    Calls the persistence directly rather than python-telegram-bot's ``update_persistence``, which first
+    deep-copies every user's data and serialises all writers behind one lock: Beacon's store serialises and
+    encrypts the data before its first ``await``, so no copy is needed, and different reporters' writes
+    need not wait for each other here. As in python-telegram-bot, a failed write goes to the error handler
+    (with no update) instead of failing the update; the persistence keeps the user as unsaved, and the
+    next flush writes them again.
+    """
+    application = context.application
+    persistence = application.persistence
+    if persistence is None or not persistence.store_data.user_data:
+        return
+    for user_id in user_ids:
+        data = application.user_data.get(user_id)
+        if data is None:
+            continue
+        try:
+            await persistence.update_user_data(user_id, data)
+        except Exception as error:
+            await application.process_error(update=None, error=error)
 
 
 def translator_for(update: object, context: ContextTypes.DEFAULT_TYPE) -> Translator:

@@ -7,14 +7,15 @@ tuples as lists. Every ciphertext is bound to its table, column and lookup.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
-from bot.crypto import DecryptionError, Keyring
-from storage.db import StorageError, transaction
+from bot.crypto import DecryptionError, Keyring, compact_json
+from storage.db import StorageError, transaction, write_one
 from storage.timestamps import to_db_time
 
 __all__ = ["ConversationKey", "ConversationStore", "UnsupportedValue"]
@@ -47,6 +48,10 @@ class ConversationStore:
     def __init__(self, conn: aiosqlite.Connection, keyring: Keyring) -> None:
         self._conn = conn
         self._keyring = keyring
+        # By lookup: a digest of the user data last written and that row's encrypted user id. Lets a save
+        # of unchanged data (python-telegram-bot's periodic flush, a second flush in one update) be
+        # skipped, and spares re-encrypting the user id. In memory only; this process is the only writer.
+        self._written: dict[str, tuple[bytes, bytes]] = {}
 
     # --- conversations -------------------------------------------------------------------------------
 
@@ -119,31 +124,53 @@ class ConversationStore:
         }
 
     async def save_user_data(self, user_id: int, data: dict[str, Any], now: datetime) -> None:
-        """Store ``data`` as the user's data, replacing what was there.
+        """Store ``data`` as the user's data, replacing what was there; unchanged data is not written again.
 
+        The data is serialised before the first ``await``, so the caller may go on changing its dict.
         Raises ``UnsupportedValue`` if ``data`` is not JSON-serialisable.
         """
         lookups = self._keyring.blind_indexes(_USER_DATA_INDEX, str(user_id))
         current = lookups[0]
         try:
-            data_blob = self._keyring.encrypt_json(data, table="user_data", column="data", row_id=current)
+            text = compact_json(data)
         except (TypeError, ValueError) as exc:
             raise UnsupportedValue(f"user data is not JSON: {exc}") from None
-        user_blob = self._keyring.encrypt_text(
-            str(user_id), table="user_data", column="user_key", row_id=current
-        )
-        async with transaction(self._conn):
-            await self._conn.executemany(
-                "DELETE FROM user_data WHERE lookup = ?", [(lookup,) for lookup in lookups]
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        written = self._written.get(current)
+        if written is not None and written[0] == digest:
+            return
+        data_blob = self._keyring.encrypt_text(text, table="user_data", column="data", row_id=current)
+        if written is not None:
+            user_blob = written[1]
+        else:
+            user_blob = self._keyring.encrypt_text(
+                str(user_id), table="user_data", column="user_key", row_id=current
             )
-            await self._conn.execute(
-                "INSERT INTO user_data (lookup, user_key, data, updated_at) VALUES (?, ?, ?, ?)",
-                (current, user_blob, data_blob, to_db_time(now)),
+        row = (current, user_blob, data_blob, to_db_time(now))
+        # Forgotten until the write is known to have landed: a failed or cancelled write is redone.
+        self._written.pop(current, None)
+        if len(lookups) == 1:
+            await write_one(
+                self._conn,
+                "INSERT INTO user_data (lookup, user_key, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (lookup) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                row,
             )
+        else:
+            async with transaction(self._conn):
+                # Rows written under an earlier secret are found by their old lookups and replaced.
+                await self._conn.executemany(
+                    "DELETE FROM user_data WHERE lookup = ?", [(lookup,) for lookup in lookups]
+                )
+                await self._conn.execute(
+                    "INSERT INTO user_data (lookup, user_key, data, updated_at) VALUES (?, ?, ?, ?)", row
+                )
+        self._written[current] = (digest, user_blob)
 
     async def drop_user_data(self, user_id: int) -> None:
         """Delete the user's data (nothing happens if there is none)."""
         lookups = self._keyring.blind_indexes(_USER_DATA_INDEX, str(user_id))
+        self._written.pop(lookups[0], None)
         async with transaction(self._conn):
             await self._conn.executemany(
                 "DELETE FROM user_data WHERE lookup = ?", [(lookup,) for lookup in lookups]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -23,6 +24,7 @@ __all__ = [
     "open_database",
     "open_read_only",
     "transaction",
+    "write_one",
 ]
 
 BUSY_TIMEOUT_MS = 5000
@@ -122,6 +124,22 @@ _TRANSACTION_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock
 )
 
 
+def _turns(conn: aiosqlite.Connection) -> asyncio.Lock:
+    return _TRANSACTION_LOCKS.setdefault(conn, asyncio.Lock())
+
+
+async def write_one(conn: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()) -> None:
+    """Run one writing statement as a transaction of its own, taking turns with ``transaction()``.
+
+    SQLite makes a single statement atomic in autocommit mode, so this is one round trip to the
+    connection's thread where ``transaction()`` needs three (BEGIN, the statement, COMMIT). The turn
+    keeps it out of another coroutine's open transaction.
+    """
+    async with _turns(conn):
+        # The statement has run to completion; its cursor holds nothing and needs no closing round trip.
+        await conn.execute(sql, parameters)
+
+
 @asynccontextmanager
 async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
     """Run the block in one write transaction: committed if it finishes, rolled back if it raises.
@@ -130,8 +148,7 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Con
     process) waits, up to the busy timeout, instead of failing halfway with "database is locked".
     Coroutines sharing ``conn`` take turns. Not re-entrant: do not open a transaction inside another.
     """
-    lock = _TRANSACTION_LOCKS.setdefault(conn, asyncio.Lock())
-    async with lock:
+    async with _turns(conn):
         await conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -35,7 +35,7 @@ from bot.domain.records import Media, TeamMessage
 from bot.i18n import SHIPPED_LOCALES, Translator, get_translator, native_name, negotiate_locale
 from bot.services.intake import AlreadySubmitted, IntakeService, TooManyAttempts
 from bot.services.media import UnsupportedMedia, sanitise_image, voice_note
-from handlers.common import DEFAULT_LOCALE_KEY, language_buttons, send_with_media, team_message
+from handlers.common import DEFAULT_LOCALE_KEY, language_buttons, save_now, send_with_media, team_message
 from handlers.intake import draft as flow
 from handlers.intake.draft import Draft, Step
 from handlers.intake.questions import CALLBACK_PREFIX, Question, button, location_keyboard, question, rows
@@ -163,9 +163,8 @@ async def write_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     would lose words the reporter was told were noted. A failed write is retried at every later flush.
     """
     user = update.effective_user
-    if user is not None and context.application.persistence is not None:
-        context.application.mark_data_for_update_persistence(user_ids=user.id)
-        await context.application.update_persistence()
+    if user is not None:
+        await save_now(context, [user.id])
 
 
 def track(context: ContextTypes.DEFAULT_TYPE, message: Message | None) -> None:
@@ -748,8 +747,7 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         data[SUBMITTING] = await intake.my_cases(user.id)
         # Written through before the commit it guards.
-        context.application.mark_data_for_update_persistence(user_ids=user.id)
-        await context.application.update_persistence()
+        await save_now(context, [user.id])
     try:
         media = await _fetch_media(context, draft.get("media", []))
         if isinstance(amend, str):

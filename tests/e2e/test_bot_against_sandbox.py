@@ -128,7 +128,7 @@ async def test_bot_rides_out_a_rate_limit_on_its_reply(harness: Harness) -> None
     text = await _first_bot_text(h, user["id"], sent["message"]["message_id"])
     assert text.startswith(GREETING_START)
     outcomes = [
-        c["ok"] for c in await h.sb.calls("sendMessage", bot_id=h.bot_id) if c["chat_id"] == str(user["id"])
+        c["ok"] for c in await h.sb.calls("sendMessage", bot_id=h.bot_id) if str(c["chat_id"]) == str(user["id"])
     ]
     assert outcomes[0] is False, "the injected 429"
     assert outcomes[1:] == [True, True], "the notice (retried) and the first question"
@@ -143,7 +143,7 @@ async def test_bot_keeps_serving_after_a_server_error(harness: Harness) -> None:
 
     async def failed_once() -> bool:
         calls = await h.sb.calls("sendMessage", bot_id=h.bot_id)
-        return any(c["chat_id"] == str(user["id"]) and not c["ok"] for c in calls)
+        return any(str(c["chat_id"]) == str(user["id"]) and not c["ok"] for c in calls)
 
     await h.sb.wait_until(failed_once)
     second = await h.sb.send_text(user["id"], "/start", bot_id=h.bot_id)

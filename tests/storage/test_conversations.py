@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import aiosqlite
 import pytest
 
 from bot.crypto import DecryptionError, Keyring
 from storage.conversations import ConversationStore, UnsupportedValue
+from storage.db import transaction
 from tests.storage.factories import NOW, OTHER_ROOT, ROOT
 
 
@@ -123,3 +126,76 @@ async def test_a_state_moved_to_another_key_fails_loudly(conversations, conn):
     await conn.execute("UPDATE conversations SET state = (SELECT state FROM conversations LIMIT 1)")
     with pytest.raises(DecryptionError):
         await conversations.load_conversations("intake")
+
+
+async def _user_rows(conn) -> list[tuple[bytes, str]]:
+    return [tuple(row) for row in await conn.execute_fetchall("SELECT data, updated_at FROM user_data")]
+
+
+async def test_unchanged_user_data_is_not_written_again(conversations, conn):
+    """A second save of the same data (a second flush, the periodic flush) leaves the row as it was;
+    changed data is written, with its new time."""
+    await conversations.save_user_data(5, {"step": "passport", "n": [1]}, NOW)
+    first = await _user_rows(conn)
+    await conversations.save_user_data(5, {"step": "passport", "n": [1]}, NOW + timedelta(minutes=5))
+    assert await _user_rows(conn) == first
+    await conversations.save_user_data(5, {"step": "phone", "n": [1]}, NOW + timedelta(minutes=6))
+    (changed,) = await _user_rows(conn)
+    assert changed != first[0]
+    assert await conversations.idle_users(NOW + timedelta(minutes=6)) == []
+    assert await conversations.load_user_data() == {5: {"step": "phone", "n": [1]}}
+
+
+async def test_user_data_is_written_again_after_it_was_dropped(conversations, conn):
+    """Dropping forgets what was written: the same data saved again is stored again."""
+    await conversations.save_user_data(5, {"step": 1}, NOW)
+    await conversations.drop_user_data(5)
+    await conversations.save_user_data(5, {"step": 1}, NOW)
+    assert await conversations.load_user_data() == {5: {"step": 1}}
+
+
+async def test_a_failed_write_is_written_when_saved_again(conversations, conn):
+    """A write that failed (here: the database refuses writes) is not remembered as written."""
+    await conversations.save_user_data(5, {"step": 1}, NOW)
+    await conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(aiosqlite.Error):
+        await conversations.save_user_data(5, {"step": 2}, NOW)
+    await conn.execute("PRAGMA query_only = OFF")
+    await conversations.save_user_data(5, {"step": 2}, NOW)
+    assert await conversations.load_user_data() == {5: {"step": 2}}
+
+
+async def test_user_data_is_read_before_the_first_await(conversations):
+    """The caller's dict is serialised when save is called: changing it while the write waits for the
+    database does not change what is stored (no deep copy is needed)."""
+    data = {"step": 1}
+    pending = asyncio.ensure_future(conversations.save_user_data(5, data, NOW))
+    await asyncio.sleep(0)
+    data["step"] = 2
+    await pending
+    assert await conversations.load_user_data() == {5: {"step": 1}}
+
+
+async def test_user_data_writes_take_turns_with_open_transactions(conversations, conn):
+    """A single-statement save never joins (and is never rolled back with) another coroutine's
+    transaction on the shared connection."""
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def failing_transaction() -> None:
+        async with transaction(conn):
+            await conn.execute("INSERT INTO bot_state (key, value, updated_at) VALUES ('probe', 'x', 't')")
+            entered.set()
+            await release.wait()
+            raise RuntimeError("rolled back")
+
+    other = asyncio.ensure_future(failing_transaction())
+    await entered.wait()
+    save = asyncio.ensure_future(conversations.save_user_data(5, {"step": 1}, NOW))
+    await asyncio.sleep(0.05)
+    assert not save.done()
+    release.set()
+    with pytest.raises(RuntimeError):
+        await other
+    await save
+    assert await conversations.load_user_data() == {5: {"step": 1}}
+    assert list(await conn.execute_fetchall("SELECT COUNT(*) FROM bot_state WHERE key = 'probe'")) == [(0,)]
