@@ -59,6 +59,8 @@ REPORTER_WITHDREW = "reporter_withdrew"
 
 # Approximate coordinates kept in clear for hotspot maps: 2 decimals is about 1.1 km of latitude.
 APPROX_DECIMALS = 2
+# A case view holds at most this many linked cases, the most recent (`CaseView.more_links` says if cut).
+MAX_LINKS_SHOWN = 20
 
 
 class AlreadyProcessed(StorageError):
@@ -503,10 +505,15 @@ class CaseStore:
             )
         )
         secret = await self._open_secrets(case_id)
-        links = await conn.execute_fetchall(
-            "SELECT linked_case_id FROM case_links WHERE case_id = ? "
-            "UNION SELECT case_id FROM case_links WHERE linked_case_id = ? ORDER BY 1",
-            (case_id, case_id),
+        # Linked both ways; in a surge about one compound an early case is linked from every later one, so
+        # only the most recent are read (a ticket must stay within Telegram's 4,096 characters).
+        links = list(
+            await conn.execute_fetchall(
+                "SELECT other FROM (SELECT linked_case_id AS other FROM case_links WHERE case_id = ? "
+                "UNION SELECT case_id FROM case_links WHERE linked_case_id = ?) "
+                "JOIN cases ON cases.id = other ORDER BY cases.created_at DESC, other DESC LIMIT ?",
+                (case_id, case_id, MAX_LINKS_SHOWN + 1),
+            )
         )
         additions = tuple(
             self._keyring.decrypt_text(r[1], table="case_additions", column="text", row_id=r[0])
@@ -566,7 +573,8 @@ class CaseStore:
             report=report,
             withdrawn=row[27] is not None,
             quarantined=bool(row[26]),
-            linked_case_ids=tuple(r[0] for r in links),
+            linked_case_ids=tuple(sorted(r[0] for r in links[:MAX_LINKS_SHOWN])),
+            more_links=len(links) > MAX_LINKS_SHOWN,
             additions=additions,
             media_count=int(media_count),
             contact_chat_id=None if chat_id is None else int(chat_id),

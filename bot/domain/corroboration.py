@@ -25,6 +25,9 @@ from difflib import SequenceMatcher
 from bot.domain.models import CaseSummary, Report
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
+# At most this many corroborating cases are linked to a new one (the most recent); triage counts them all.
+MAX_LINKED_CASES = 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Words that say what kind of place it is rather than which one: dropped before names are compared.
 COMMON_WORDS = frozenset(
@@ -237,3 +240,21 @@ def find_corroborating(
         and (_near(report, case, radius_m) or _same_named_place(report, words, case, alike))
     }
     return tuple(sorted(linked))
+
+
+def newest_linked(
+    linked: Iterable[str], candidates: Iterable[CaseSummary], limit: int = MAX_LINKED_CASES
+) -> tuple[str, ...]:
+    """The ``limit`` most recently reported of the ``linked`` case ids, sorted by id.
+
+    In a surge of reports about one compound every report corroborates every earlier one: linking them all
+    would grow each case (its links, its ticket's "Linked cases" line, Telegram's 4,096 characters) with
+    the surge. The newest are the ones a coordinator follows up; the triage still counts every one.
+    Raises ValueError if ``limit`` is negative.
+    """
+    if limit < 0:
+        raise ValueError("limit must not be negative")
+    wanted = set(linked)
+    created = {case.case_id: _as_utc(case.created_at) for case in candidates if case.case_id in wanted}
+    newest = sorted(wanted, key=lambda case_id: (created.get(case_id, _EPOCH), case_id), reverse=True)
+    return tuple(sorted(newest[:limit]))

@@ -66,7 +66,7 @@ class CaseView(BaseModel):
     report: Report
     withdrawn: bool
     quarantined: bool
-    linked_case_ids: tuple[str, ...]
+    linked_case_ids: tuple[str, ...]  # the most recent linked cases (both directions), sorted by id
     additions: tuple[str, ...]  # decrypted texts appended with /add
     media_count: int
     contact_chat_id: int | None
@@ -74,6 +74,7 @@ class CaseView(BaseModel):
     assignee_label: str | None = None
     closing_reason: str | None = None
     tags: tuple[str, ...] = ()
+    more_links: bool = False  # more cases are linked than ``linked_case_ids`` holds
 
 
 class OutboxItem(BaseModel):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot import crypto
-from bot.domain.corroboration import find_corroborating
+from bot.domain.corroboration import find_corroborating, newest_linked
 from bot.domain.models import CaseStatus, CaseSummary, ContactPreference, Place, Priority, Report, Triage
 from bot.domain.records import CaseView, Media, NewCase, TeamMessage
 from bot.domain.triage import triage
@@ -151,7 +151,7 @@ class IntakeService:
             created_at=now,
             report=report,
             triage=result,
-            linked_case_ids=linked,
+            linked_case_ids=newest_linked(linked, candidates),
             reporter_pseudonym=pseudonym,
             receipt_lookup=self.keyring.receipt_lookup(code),
             # scrypt is slow on purpose: keep it off the event loop.
@@ -177,7 +177,8 @@ class IntakeService:
         candidates = await self.store.recent_summaries(now - CORROBORATION_WINDOW, report.place)
         linked = find_corroborating(report, [c for c in candidates if c.case_id != case_id], now)
         result = triage(report, len(linked))
-        await self.store.amend_case(case_id, report, result, linked, media, update_id)
+        links = newest_linked(linked, candidates)
+        await self.store.amend_case(case_id, report, result, links, media, update_id)
         return result.priority
 
     async def my_cases(self, reporter_id: int) -> list[str]:

@@ -156,7 +156,8 @@ def card_text(
     if case.tags:
         lines.append(_("Tags: {tags}").format(tags=", ".join(case.tags)))
     if case.linked_case_ids:
-        lines.append(_("Linked cases: {cases}").format(cases=", ".join(case.linked_case_ids)))
+        cases = ", ".join((*case.linked_case_ids, "…") if case.more_links else case.linked_case_ids)
+        lines.append(_("Linked cases: {cases}").format(cases=cases))
     if full:
         lines += _full_details(t, case)
         extras = case.media_count

@@ -207,6 +207,30 @@ async def test_links_are_visible_from_both_cases(store, keyring):
     assert view.linked_case_ids == ("BBBB-BBBB",)
 
 
+async def test_a_case_linked_from_a_surge_shows_the_most_recent_links(store, keyring):
+    """An early case corroborated by 25 later ones shows the 20 most recent, says there are more, and its
+    ticket line stays short; a case with a few links shows them all."""
+    first, _ = make_case(keyring, case_id="AAAA-AAAA")
+    await store.create_case(first)
+    later = []
+    for n in range(25):
+        # Ids in the opposite order to time, so "most recent" cannot be confused with "largest id".
+        case_id = f"Z{99 - n:03d}-SURG"
+        new, _ = make_case(
+            keyring, case_id=case_id, linked=("AAAA-AAAA",), created_at=NOW + timedelta(minutes=n + 1)
+        )
+        await store.create_case(new)
+        later.append(case_id)
+    view = await store.get_case("AAAA-AAAA")
+    assert view is not None
+    assert view.linked_case_ids == tuple(sorted(later[-20:]))
+    assert view.more_links
+    few = await store.get_case(later[0])
+    assert few is not None
+    assert few.linked_case_ids == ("AAAA-AAAA",)
+    assert not few.more_links
+
+
 async def test_concurrent_writes_on_one_connection_take_turns(store, keyring):
     """Several reports committed at once on the shared connection all land, none half-written."""
     cases = [make_case(keyring, update_id=1000 + n)[0] for n in range(8)]

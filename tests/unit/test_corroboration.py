@@ -10,8 +10,10 @@ import pytest
 
 from bot.domain.corroboration import (
     EARTH_RADIUS_M,
+    MAX_LINKED_CASES,
     find_corroborating,
     haversine_m,
+    newest_linked,
     normalise_place_name,
     similar_place_names,
 )
@@ -191,3 +193,19 @@ def test_different_names_do_not_match(a, b):
 def test_normalise_drops_common_words_and_keeps_numbers():
     """Normalisation keeps the words that identify a place, glued numbers included."""
     assert normalise_place_name("Bldg. No.382, Duong-Nghiep St.") == ("382", "duong", "nghiep")
+
+
+def test_only_the_most_recent_corroborating_cases_are_linked():
+    """In a surge about one building every earlier case corroborates; the newest 20 are linked, sorted."""
+    # Ids in the opposite order to time: "newest" must come from created_at, not from the id.
+    candidates = [case(f"c{99 - n:02d}", days_ago=30 - n * 0.5, area_id="kh-sen-sok") for n in range(50)]
+    linked = [c.case_id for c in candidates]
+    newest = newest_linked(linked, candidates)
+    assert len(newest) == MAX_LINKED_CASES == 20
+    assert newest == tuple(sorted(c.case_id for c in candidates[-20:]))
+    assert newest_linked(linked[:3], candidates) == tuple(sorted(linked[:3]))
+    assert newest_linked(linked, candidates, limit=0) == ()
+    # An id without a candidate (cannot happen in the service) counts as the oldest.
+    assert "zz" not in newest_linked([*linked, "zz"], candidates)
+    with pytest.raises(ValueError, match="limit"):
+        newest_linked(linked, candidates, limit=-1)
