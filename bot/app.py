@@ -493,6 +493,8 @@ def build_application(
                     memory=coordination,
                 ),
                 ticket_of,
+                # Re-alerts come out of the same per-group budget as the alerts (20 messages a minute).
+                take_slot=dispatcher.take_slot,
             )
             job_queue.run_repeating(escalate, interval=60, first=30, name="escalation")
             application.bot_data[INSIGHT_KEY] = InsightContext(InsightService(casework, StatsStore(conn)))

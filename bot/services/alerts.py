@@ -220,7 +220,18 @@ class AlertDispatcher:
         self._recent: deque[float] = deque()
         self._paused_until = 0.0  # Telegram asked the whole group to wait (429) until then
 
-    def _wait_for_budget(self) -> float:
+    def take_slot(self, messages: int = 1) -> bool:
+        """Spend the group's budget on ``messages`` other messages now (a P1 re-alert), if it has room.
+
+        False while the group's minute is full or Telegram asked it to wait: the caller tries again on its
+        next run. Alerts and these messages share one budget, so together they stay within the limit.
+        """
+        if self._paused_until > self.monotonic() or self._wait_for_budget(messages):
+            return False
+        self._spent(messages)
+        return True
+
+    def _wait_for_budget(self, messages: int = MESSAGES_PER_ALERT) -> float:
         """Seconds until the group can take another alert without exceeding its per-minute limit.
 
         The dispatcher paces itself rather than letting a rate limiter sleep inside a call: while it
@@ -229,9 +240,9 @@ class AlertDispatcher:
         now = self.monotonic()
         while self._recent and self._recent[0] <= now - 60.0:
             self._recent.popleft()
-        if len(self._recent) + MESSAGES_PER_ALERT <= self.per_minute:
+        if len(self._recent) + messages <= self.per_minute:
             return 0.0
-        oldest_needed = self._recent[len(self._recent) + MESSAGES_PER_ALERT - self.per_minute - 1]
+        oldest_needed = self._recent[len(self._recent) + messages - self.per_minute - 1]
         return max(0.01, oldest_needed + 60.0 - now)
 
     def _spent(self, messages: int = MESSAGES_PER_ALERT) -> None:

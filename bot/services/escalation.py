@@ -84,8 +84,12 @@ class EscalationService:
                 )
         return self._last
 
-    async def due(self) -> list[Escalation]:
-        """The P1 cases to re-alert now (each is then not due again for `after`)."""
+    async def due(self, allow: Callable[[], bool] | None = None) -> list[Escalation]:
+        """The P1 cases to re-alert now (each is then not due again for `after`).
+
+        ``allow`` is asked before each one is taken (the coordinators' group's message budget, shared with
+        the alerts): once it says no, the rest stay due for the next run.
+        """
         now = self.clock()
         last_alerts = await self._remembered()
         waiting = await self.cases.find(status=CaseStatus.NEW, priority=Priority.P1, limit=50)
@@ -103,6 +107,8 @@ class EscalationService:
             last = last_alerts.get(row.case_id)
             if last is not None and now - last < self.after:
                 continue
+            if allow is not None and not allow():
+                break
             last_alerts[row.case_id] = now
             if self.memory is not None:
                 await self.memory.set_value(MEMORY_PREFIX + row.case_id, now.isoformat())

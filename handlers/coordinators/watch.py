@@ -32,6 +32,8 @@ class EscalationContext:
     service: EscalationService
     # case id → (chat id, thread id) of its ticket, or None before the ticket exists
     ticket_of: Callable[[str], Awaitable[tuple[int, int | None] | None]]
+    # Room in the coordinators' group's message budget for one more message (shared with the alerts).
+    take_slot: Callable[[], bool] = lambda: True
 
 
 async def escalate(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -39,7 +41,7 @@ async def escalate(context: ContextTypes.DEFAULT_TYPE) -> None:
     found = context.bot_data.get(ESCALATION_KEY)
     if not isinstance(found, EscalationContext):
         return
-    for escalation in await found.service.due():
+    for escalation in await found.service.due(allow=found.take_slot):
         where = await found.ticket_of(escalation.case_id)
         if where is None:
             continue  # the ticket itself is still on its way

@@ -412,6 +412,25 @@ async def test_the_eleventh_alert_in_a_minute_waits_for_the_group_budget(world: 
     assert world.gateway.cards()[-1] == "C-10"
 
 
+async def test_re_alerts_and_alerts_share_the_group_budget(world: World) -> None:
+    """Messages sent outside the dispatcher (P1 re-alerts) take slots from the same 20 a minute: with the
+    minute spent on alerts no slot is left, and slots spent elsewhere hold alerts back."""
+    world.dispatcher = make_dispatcher(world.store, world.gateway, world.clock, world.cases, per_minute=20)
+    for n in range(10):
+        world.commit(f"C-{n:02}", Priority.P3)
+    assert (await world.dispatcher.run_round()).sent == 10
+    assert not world.dispatcher.take_slot()
+
+    world.clock.advance(61)
+    assert all(world.dispatcher.take_slot() for _ in range(19))
+    world.commit("C-10", Priority.P3)
+    held = await world.dispatcher.run_round()
+    assert held.sent == 0
+    assert held.paused_for > 0
+    assert world.dispatcher.take_slot()
+    assert not world.dispatcher.take_slot()
+
+
 # --- failures ----------------------------------------------------------------------------------------
 
 
@@ -450,6 +469,7 @@ async def test_a_429_pauses_the_whole_group_without_an_attempt_and_stops_the_rou
     assert world.store.rows[p1].attempts == 0
     assert world.store.rows[p1].next_attempt is None, "it keeps its place: the pause is the group's"
     assert (await world.dispatcher.run_round()).paused_for > 0, "still paused: nothing goes ahead of it"
+    assert not world.dispatcher.take_slot(), "nor a re-alert"
     assert not world.store.rows[p3].sent
     assert world.gateway.chats[CHAT].messages == {}
     assert world.gateway.chats[CHAT].topics == {}

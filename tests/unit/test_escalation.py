@@ -101,3 +101,17 @@ async def test_a_withdrawn_p1_is_not_escalated():
     cases.rows.append(Row("AAAA-AAAA", Priority.P1, CaseStatus.NEW, T0 - timedelta(hours=1), withdrawn=True))
     service, _clock = make(cases)
     assert await service.due() == []
+
+
+async def test_escalations_wait_when_the_group_has_no_room():
+    """Each escalation asks for room in the group's budget; those refused stay due for the next run."""
+    cases = Cases()
+    for n in range(3):
+        cases.rows.append(Row(f"P1-{n}", Priority.P1, CaseStatus.NEW, T0 - timedelta(minutes=30)))
+    service, clock = make(cases)
+    room = [True, False]
+    taken = [e.case_id for e in await service.due(allow=lambda: room.pop(0) if room else False)]
+    assert taken == ["P1-0"]
+    clock.now += timedelta(minutes=1)
+    assert [e.case_id for e in await service.due(allow=lambda: True)] == ["P1-1", "P1-2"]
+    assert await service.due(allow=lambda: True) == []
