@@ -5,11 +5,11 @@ PY := $(VENV)/bin/python
 # Debian packages the browser test needs: headless Chromium and fonts for every script Beacon ships.
 DEBIAN_PACKAGES := chromium fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji gettext
 
-.PHONY: install system-deps demo test lint typecheck pytest bench bench-export bench-intake bench-burst bench-growth clean
+.PHONY: install system-deps demo test lint audit typecheck pytest bench bench-export bench-intake bench-burst bench-growth clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -34,6 +34,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit -q -c pyproject.toml -r bot handlers storage sandbox
+	$(PY) scripts/audit.py
+
+# Known vulnerabilities in the venv's packages: pip-audit, and where it cannot look a version up (here),
+# PyPI's advisories for the latest release; fails on a vulnerability or when nothing could be checked.
+audit: install
+	$(PY) scripts/audit.py
 
 typecheck: install
 	$(VENV)/bin/mypy

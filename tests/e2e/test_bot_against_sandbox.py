@@ -128,7 +128,9 @@ async def test_bot_rides_out_a_rate_limit_on_its_reply(harness: Harness) -> None
     text = await _first_bot_text(h, user["id"], sent["message"]["message_id"])
     assert text.startswith(GREETING_START)
     outcomes = [
-        c["ok"] for c in await h.sb.calls("sendMessage", bot_id=h.bot_id) if str(c["chat_id"]) == str(user["id"])
+        c["ok"]
+        for c in await h.sb.calls("sendMessage", bot_id=h.bot_id)
+        if str(c["chat_id"]) == str(user["id"])
     ]
     assert outcomes[0] is False, "the injected 429"
     assert outcomes[1:] == [True, True], "the notice (retried) and the first question"
