@@ -537,6 +537,7 @@ def build_application(
             await alert_bot.shutdown()
         await resources.close()
 
+    persistence = SQLitePersistence(resources.conversation_store)
     application: BeaconApplication = (
         ApplicationBuilder()
         .token(settings.bot_token.get_secret_value())
@@ -546,7 +547,7 @@ def build_application(
         .request(make_request(settings.http_client))
         .get_updates_request(make_request(settings.http_client, get_updates=True))
         .rate_limiter(AIORateLimiter(overall_max_rate=overall_max_rate, max_retries=RATE_LIMIT_RETRIES))
-        .persistence(SQLitePersistence(resources.conversation_store))
+        .persistence(persistence)
         .concurrent_updates(
             PerChatUpdateProcessor(settings.concurrent_updates) if settings.concurrent_updates > 1 else False
         )
@@ -554,6 +555,7 @@ def build_application(
         .post_shutdown(post_shutdown)
         .build()
     )
+    persistence.follow(application.user_data)
     application.bot_data[DEFAULT_LOCALE_KEY] = settings.default_locale
     register_handlers(application)
     return application

@@ -118,10 +118,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1, le=MAX_RETENTION_DAYS)
     # age public keys the bot's /export encrypts the full level to (it refuses the full level without).
     export_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # The HTTP client under python-telegram-bot (bot/http.py): its own httpx stack, or aiohttp.
-    http_client: Literal["httpx", "aiohttp"] = "httpx"
-    # How many updates of different chats are handled at once (bot/updates.py); 1: one at a time.
-    concurrent_updates: int = Field(default=1, ge=1, le=256)
+    # The HTTP client under python-telegram-bot: aiohttp (bot/http.py, less CPU per request) or its own httpx.
+    http_client: Literal["httpx", "aiohttp"] = "aiohttp"
+    # How many updates of different chats are handled at once (bot/updates.py); 1: one at a time. One
+    # chat's updates always run in order.
+    concurrent_updates: int = Field(default=16, ge=1, le=256)
 
     @field_validator("bot_token")
     @classmethod

@@ -10,7 +10,7 @@ values and keys.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -42,6 +42,8 @@ class SQLitePersistence(BasePersistence[UserData, dict[Any, Any], dict[Any, Any]
             update_interval=update_interval,
         )
         self._store = store
+        # The application's live user data (``follow``): what is written, rather than the copy handed in.
+        self._live: Mapping[int, UserData] | None = None
         # Users whose last write failed (disk full, database locked or read-only). python-telegram-bot
         # forgets that a user needs saving once it has tried, so `flush_after_update` marks them again.
         self.unsaved: set[int] = set()
@@ -49,9 +51,20 @@ class SQLitePersistence(BasePersistence[UserData, dict[Any, Any], dict[Any, Any]
     async def get_user_data(self) -> dict[int, UserData]:
         return await (await self._store()).load_user_data()
 
+    def follow(self, user_data: Mapping[int, UserData]) -> None:
+        """Write the application's live data whenever a user is saved, never an older copy of it.
+
+        python-telegram-bot's periodic flush deep-copies a user's data and writes the copy after awaiting
+        other writes; a write-through of newer data in between would otherwise be overwritten by it. Each
+        write serialises the live data when it starts, and writes land in that order.
+        """
+        self._live = user_data
+
     async def update_user_data(self, user_id: int, data: UserData) -> None:
+        live = self._live.get(user_id) if self._live is not None else None
         try:
-            await (await self._store()).save_user_data(user_id, data, datetime.now(UTC))
+            store = await self._store()
+            await store.save_user_data(user_id, data if live is None else live, datetime.now(UTC))
         except Exception:
             self.unsaved.add(user_id)
             raise

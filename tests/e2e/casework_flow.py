@@ -222,7 +222,8 @@ async def last_message_id(h: Harness, chat_id: int, *, private: bool = False) ->
 
 
 async def handled_so_far(h: Harness, user_id: int, chat_id: int | None = None) -> None:
-    """Wait until the bot has handled everything sent before: it handles updates one at a time, so its
-    answer to a command addressed to it by name comes after every earlier update was handled."""
+    """Wait until the bot has handled everything sent before in this chat: one chat's updates are handled
+    in order, so its answer to a command addressed to it by name comes after every earlier one of the chat
+    (other chats: ``handled_everything_sent``)."""
     reply = await say(h, user_id, "/ping@beacon_test_bot", chat_id=chat_id)
     assert reply["text"] == ELSEWHERE

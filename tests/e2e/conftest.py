@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -102,3 +103,28 @@ async def restart_bot(h: Harness) -> None:
     await stop_application(h.app)
     h.app = build_application(h.settings)
     await start_application(h.app)
+
+
+# How often `handled_everything_sent` asks the Bot API whether the bot has fetched everything.
+_FETCHED_POLL_SECONDS = 0.02
+
+
+async def handled_everything_sent(app: BeaconApplication, timeout: float = 30.0) -> None:
+    """Return once the bot has handled every update sent to it so far, each through its last handler
+    group (the write-through persistence flush included); TimeoutError after `timeout` seconds.
+
+    The barrier for tests that check what the bot did or stored: updates of different chats are handled
+    at once (BEACON_CONCURRENT_UPDATES), so neither the bot's answer to one update nor an update of another
+    chat shows that an update was handled through. First the Bot API holds no update the bot has not
+    fetched (python-telegram-bot confirms a batch with its next getUpdates, after queueing the batch), then
+    the application has finished every queued update (``update_queue.join()``, the wait
+    ``Application.stop`` relies on: it marks an update done once every handler group ran).
+    """
+    async with asyncio.timeout(timeout):
+        for _ in range(int(timeout / _FETCHED_POLL_SECONDS) + 1):
+            if not (await app.bot.get_webhook_info()).pending_update_count:
+                break
+            await asyncio.sleep(_FETCHED_POLL_SECONDS)
+        else:
+            raise TimeoutError(f"the bot did not fetch its updates within {timeout} s")
+        await app.update_queue.join()

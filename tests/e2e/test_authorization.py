@@ -50,7 +50,7 @@ from tests.e2e.casework_flow import (
     the_card,
     thread_of,
 )
-from tests.e2e.conftest import Harness, make_token
+from tests.e2e.conftest import Harness, handled_everything_sent, make_token
 from tests.e2e.intake_flow import Plan, store
 from tests.e2e.reporter import Reporter
 
@@ -348,6 +348,7 @@ async def test_every_button_and_command_is_refused_without_effect(harness: Harne
             reply = await _answer_in_private(h, actor, private_start["message_id"], data)
             assert reply["text"] == NOT_ALLOWED, data
     await handled_so_far(h, actor)
+    await handled_everything_sent(h.app)  # the private chat's updates too
     await settled(h, case_id)
 
     after = await snapshot()

@@ -13,8 +13,9 @@ receipt shown.
 
 Hypothesis machines are synchronous, so the sandbox and the Application run on an event loop in a
 background thread; each rule calls into it with `asyncio.run_coroutine_threadsafe`. The bot handles updates
-one by one, so a forged button pressed by the coordinator after an action (the "probe") is answered only
-once the action is fully processed: assertions never depend on timing. Derandomised for CI; set
+of different chats at once (BEACON_CONCURRENT_UPDATES), so after each action the machine waits until the bot
+has fetched every update sent so far and handled each through its last handler group
+(`handled_everything_sent`): assertions never depend on timing. Derandomised for CI; set
 BEACON_STATEFUL_EXAMPLES (and BEACON_STATEFUL_STEPS) for longer local runs.
 """
 
@@ -49,7 +50,7 @@ from handlers.intake.draft import FLOW, VICTIM_FLOW, Step
 from sandbox.client import SandboxClient, SandboxError
 from sandbox.samples import sample_png
 from sandbox.server import SandboxServer
-from tests.e2e.conftest import coordinators_world
+from tests.e2e.conftest import coordinators_world, handled_everything_sent
 from tests.e2e.intake_flow import CODE, GAZETTEER, QUICK, Plan, Walk, case_by_receipt, case_ids
 from tests.e2e.reporter import Reporter
 
@@ -61,7 +62,6 @@ STEPS = int(os.environ.get("BEACON_STATEFUL_STEPS", "20"))
 # Generous: a loaded 2-core CI machine. Only reached when the bot failed to answer at all.
 TIMEOUT = 30.0
 BOT_USERNAME = "beacon_test_bot"
-PROBE_DATA = "probe"
 # Bot API calls the bot makes knowing they may fail, and handles: deleting messages already gone or
 # too old, and redrawing buttons that did not change ("message is not modified").
 TOLERATED_FAILURES = {"deleteMessages", "deleteMessage", "editMessageReplyMarkup"}
@@ -195,7 +195,6 @@ class World:
     group_id: int
     other_group_id: int
     coordinator_id: int
-    probe_message_id: int
     log: Recorder
     calls_seen: int = 0
     receipts: set[str] = field(default_factory=set)
@@ -228,14 +227,8 @@ async def _start(tmp: Path, log: Recorder, loop: LoopThread) -> World:
     )
     app = build_application(config)
     await start_application(app)
-    # A bot message in the coordinators' group, on which the coordinator presses the probe.
-    sent = await sb.send_text(world.coordinator_id, "/help", chat_id=world.group_id)
-    help_message = await sb.wait_for_message(
-        world.group_id, bot_id=world.bot_id, after_message_id=sent["message"]["message_id"], timeout=TIMEOUT
-    )
     return World(
-        loop, server, sb, app, config, world.bot_id, world.group_id, other["id"], world.coordinator_id,
-        help_message["message_id"], log,
+        loop, server, sb, app, config, world.bot_id, world.group_id, other["id"], world.coordinator_id, log
     )  # fmt: skip
 
 
@@ -324,22 +317,9 @@ class ConversationMachine(RuleBasedStateMachine):
         return self.w.run(call())
 
     async def _sync(self) -> None:
-        """Return once every update sent so far is fully processed: the bot handles updates one by one, so
-        the coordinator's forged press, sent last, is answered only after everything before it."""
-        w = self.w
-        pressed = await w.sb.press_button(
-            w.coordinator_id,
-            w.probe_message_id,
-            chat_id=w.group_id,
-            data=PROBE_DATA,
-            forge=True,
-            bot_id=w.bot_id,
-        )
-        await w.sb.wait_until(lambda: self._answered(pressed["callback_query_id"]), timeout=TIMEOUT)
-
-    async def _answered(self, query_id: str) -> JSON | None:
-        answer = await self.w.sb.callback_answer(query_id)
-        return answer if answer["answered"] else None
+        """Return once every update sent so far is fully processed (its answers sent, its draft stored),
+        whichever chat it came from: the reporter's private chat or the other group."""
+        await handled_everything_sent(self.w.app, timeout=TIMEOUT)
 
     async def _bot_messages_after(self, message_id: int, chat_id: int | None = None) -> list[JSON]:
         chat = chat_id if chat_id is not None else self.reporter.user_id

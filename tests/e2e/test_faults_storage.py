@@ -10,9 +10,8 @@ import contextlib
 import errno
 import logging
 import os
-import sqlite3
 import subprocess  # nosec B404: mount and umount a tmpfs, with fixed arguments
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ from handlers.coordinators.delivery import ALERTS_KEY, AlertRunner
 from handlers.intake.draft import Step
 from sandbox.server import SandboxServer
 from storage.conversations import ConversationStore
-from tests.e2e.conftest import Harness, running_bot
+from storage.db import BUSY_TIMEOUT_MS
+from tests.e2e.conftest import Harness, handled_everything_sent, running_bot
 from tests.e2e.intake_flow import (
     CODE,
     Plan,
@@ -70,10 +70,17 @@ class Disk:
         self.mounted = _mount_tmpfs(folder)
         self.filler = folder / "filler"
 
-    async def fill(self, conn: aiosqlite.Connection) -> None:
+    async def fill(self, database: Path) -> None:
         """Leave no free byte. The WAL is truncated first: otherwise a commit could reuse WAL space that a
-        checkpoint freed, and succeed on a full disk, which is right but not the fault under test."""
-        await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        checkpoint freed, and succeed on a full disk, which is right but not the fault under test.
+
+        The checkpoint runs on a connection of its own. On the bot's connection it fails ("database table
+        is locked") whenever one of the bot's transactions is open there, as one may be at any moment (the
+        bot handles updates at once); its own connection waits for the bot's writer, within the busy
+        timeout, and says whether it could truncate the WAL."""
+        async with aiosqlite.connect(database, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000) as other:
+            checkpoint = list(await other.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
+        assert checkpoint == [(0, 0, 0)], f"the WAL was not truncated (busy, frames, moved): {checkpoint}"
         zeros = bytes(65536)
         fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -108,17 +115,21 @@ def _mount_tmpfs(folder: Path) -> bool:
     return done.returncode == 0
 
 
-@contextlib.contextmanager
-def write_lock(database: Path) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def write_lock(database: Path) -> AsyncIterator[None]:
     """Another connection holds the write lock (as a backup tool or a second process would) for longer
-    than Beacon's busy timeout."""
-    other = sqlite3.connect(database, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        yield
-    finally:
-        other.rollback()
-        other.close()
+    than Beacon's busy timeout.
+
+    The lock is taken off the event loop (aiosqlite's thread). The bot may be in the middle of a write
+    transaction just then (it handles updates at once), and that transaction needs the event loop to go on
+    to its commit: a blocking connection here would stop the loop while it waits for the lock, until
+    "database is locked". This one waits for the bot's transaction, within the busy timeout."""
+    async with aiosqlite.connect(database, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000) as other:
+        await other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            await other.rollback()
 
 
 @contextlib.asynccontextmanager
@@ -238,8 +249,7 @@ async def test_a_full_disk_refuses_the_report_calmly_and_a_retry_after_it_is_fre
     await walk.begin()
     await walk.to_review()
 
-    conn = get_database(h.app)
-    await disk.fill(conn)
+    await disk.fill(h.settings.database)
     try:
         assert await press_send(r) == NOT_SAVED
         assert h.app.running
@@ -261,7 +271,7 @@ async def test_a_database_locked_by_another_writer_refuses_calmly_then_saves_onc
     await walk.begin()
     await walk.to_review()
 
-    with write_lock(h.settings.database):
+    async with write_lock(h.settings.database):
         assert await press_send(r) == NOT_SAVED
         assert h.app.running
     await the_fault_then_a_retry_goes_through(h, r, walk)
@@ -285,12 +295,13 @@ async def test_a_read_only_database_refuses_calmly_then_saves_once(
         # Answers given meanwhile are kept in memory and written once the database takes writes again.
         await walk.until(Step.REVIEW, start=Step.CONDITIONS)
         assert await press_send(r) == NOT_SAVED
-        # Updates are handled one at a time: once another's is answered, the press was handled through.
-        other = await new_reporter(h)
-        await other.send("/help")
+        # The press handled through, its write of the answers included (refused too). Its answer does not
+        # show that, nor would another chat's: the bot handles updates of different chats at once.
+        await handled_everything_sent(h.app)
         assert await stored_at(h, r, Step.CONDITIONS)()
 
     # Someone else's message is enough for the reporter's unsaved answers to be written.
+    other = await new_reporter(h)
     await other.send("/help")
     await h.sb.wait_until(stored_at(h, r, Step.REVIEW), timeout=10)
     await the_fault_then_a_retry_goes_through(h, r, walk)
@@ -315,7 +326,7 @@ async def test_alerts_and_coordinators_wait_out_a_full_disk_and_deliver_once(
         r = await new_reporter(h)
         receipt = await Walk(r, PLAN).report()
         case_id = (await case_by_receipt(h, receipt["text"])).case_id
-        await disk.fill(conn)
+        await disk.fill(h.settings.database)
     try:
         assert await note(h, case_id) == NOT_NOW
 

@@ -1,6 +1,7 @@
 """bot/http.py's AiohttpRequest against the sandbox over real HTTP on loopback: every Bot API outcome
 python-telegram-bot distinguishes (success, 4xx/5xx, 429, timeouts, dropped and refused connections),
-multipart uploads, long polling, clean shutdown, and the whole Beacon bot running on it."""
+multipart uploads, long polling, clean shutdown, and the whole Beacon bot running on it (its default) and on
+python-telegram-bot's own httpx client (still a choice)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.request import HTTPXRequest
 
+from bot.app import ALERT_BOT_KEY
 from bot.config import ConfigError, load_settings
 from bot.http import AiohttpRequest, make_request
 from bot.keys import generate_secret_key
@@ -61,7 +64,7 @@ async def api(sandbox: SandboxServer) -> AsyncIterator[Api]:
 
 
 async def test_requests_round_trip_and_the_session_closes_cleanly(api: Api) -> None:
-    """getMe and sendMessage (form-encoded, with a keyboard) arrive as sent; shutdown closes the pool."""
+    """getMe and sendMessage (a JSON body, with a keyboard) arrive as sent; shutdown closes the pool."""
     request = AiohttpRequest()
     async with api.bot(request) as bot:
         me = await bot.get_me()
@@ -238,28 +241,40 @@ async def test_long_polling_waits_longer_than_the_read_timeout(api: Api) -> None
 
 
 def test_the_setting_chooses_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp unless BEACON_HTTP_CLIENT says httpx (python-telegram-bot's own client)."""
     monkeypatch.delenv("BEACON_HTTP_CLIENT", raising=False)
     base = {"_env_file": None, "bot_token": "123:abc", "secret_key": generate_secret_key()}
+    assert load_settings(**base).http_client == "aiohttp"
+    assert load_settings(**base, http_client=" HTTPX ").http_client == "httpx"
+    assert load_settings(**base, http_client="aiohttp").http_client == "aiohttp"
+    monkeypatch.setenv("BEACON_HTTP_CLIENT", "httpx")
     assert load_settings(**base).http_client == "httpx"
-    assert load_settings(**base, http_client=" AIOHTTP ").http_client == "aiohttp"
     with pytest.raises(ConfigError, match="BEACON_HTTP_CLIENT: must be httpx or aiohttp"):
         load_settings(**base, http_client="requests")
     assert isinstance(make_request("aiohttp"), AiohttpRequest)
     assert make_request("aiohttp", get_updates=True).connection_pool_size == 1  # type: ignore[attr-defined]
-    assert not isinstance(make_request("httpx"), AiohttpRequest)
+    assert isinstance(make_request("httpx"), HTTPXRequest)
 
 
-@pytest.fixture
-async def aiohttp_harness(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The e2e harness with BEACON_HTTP_CLIENT=aiohttp: polling bot and alert bot both on bot/http.py."""
-    async with running_bot(sandbox, tmp_path / "beacon.db", http_client="aiohttp") as h:
+@pytest.fixture(params=["aiohttp", "httpx"])
+async def client_harness(
+    sandbox: SandboxServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    """The e2e harness with BEACON_HTTP_CLIENT set to each client: the default (aiohttp, bot/http.py) and
+    python-telegram-bot's own httpx, for the polling bot and the alert bot alike."""
+    async with running_bot(sandbox, tmp_path / "beacon.db", http_client=request.param) as h:
         yield h
 
 
-async def test_beacon_runs_on_aiohttp_from_report_to_alert(aiohttp_harness: Harness) -> None:
-    """A whole report through the polling bot, and its alert through the alert bot, both on aiohttp."""
-    h = aiohttp_harness
-    assert isinstance(h.app.bot.request, AiohttpRequest)
+async def test_beacon_runs_on_either_client_from_report_to_alert(client_harness: Harness) -> None:
+    """A whole report through the polling bot, and its alert through the alert bot, both on the client
+    chosen."""
+    h = client_harness
+    expected = AiohttpRequest if h.settings.http_client == "aiohttp" else HTTPXRequest
+    alert_bot = h.app.bot_data[ALERT_BOT_KEY]
+    assert isinstance(alert_bot, Bot)
+    assert isinstance(h.app.bot.request, expected)
+    assert isinstance(alert_bot.request, expected)
     r = await new_reporter(h)
     await Walk(r, QUICK).report()
     [case_id] = await case_ids(h)
@@ -267,6 +282,6 @@ async def test_beacon_runs_on_aiohttp_from_report_to_alert(aiohttp_harness: Harn
 
     async def alerted() -> bool:
         calls = await h.sb.calls("sendMessage", bot_id=h.bot_id)
-        return any(c["ok"] and c["chat_id"] == str(h.group_id) for c in calls)
+        return any(c["ok"] and str(c["chat_id"]) == str(h.group_id) for c in calls)
 
     await h.sb.wait_until(alerted, timeout=20)

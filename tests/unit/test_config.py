@@ -28,6 +28,9 @@ def test_valid_environment_gives_settings_with_defaults(valid_env, tmp_path):
     assert settings.default_locale == "en"
     assert settings.log_level == "INFO"
     assert len(settings.secret_key_bytes()) == 32
+    # Different reporters' updates at once, on aiohttp (README, "Intake under load").
+    assert settings.concurrent_updates == 16
+    assert settings.http_client == "aiohttp"
 
 
 def test_every_variable_is_read_from_the_environment(valid_env):
