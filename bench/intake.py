@@ -343,7 +343,7 @@ def beacon_target(paced: bool, profile: Path | None, http_client: str | None) ->
         size = sum(p.stat().st_size for p in scratch.glob("beacon.db*") if p.is_file())
         return count, size
 
-    return Target("beacon" if http_client is None else f"beacon ({http_client})", command, env, stored)
+    return Target(f"beacon ({http_client or 'default settings'})", command, env, stored)
 
 
 def baseline_target() -> Target:
@@ -582,7 +582,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step-timeout", type=float, default=120.0, help="seconds to wait for one answer")
     parser.add_argument("--paced", action="store_true", help="keep Beacon's overall ~30 messages/s pacing")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the Beacon process here")
-    parser.add_argument("--http-client", help="BEACON_HTTP_CLIENT for the Beacon process")
+    parser.add_argument(
+        "--http-client", help="BEACON_HTTP_CLIENT for the Beacon process (default: its setting)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--serve-beacon", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
