@@ -35,27 +35,25 @@ from telegram.ext import (
     filters,
 )
 
+# Areas of the "Which area?" question: Beacon's area ids for Cambodia (bench/intake.py's reporters name them).
+AREAS = (
+    "kh-phnom-penh",
+    "kh-sen-sok",
+    "kh-toul-kork",
+    "kh-preah-sihanouk",
+    "kh-pailin",
+    "kh-anlong-veng",
+    "kh-o-smach",
+    "kh-kandal",
+)
+
 # step -> (question, options). Toggles (multi-select) end with "done".
 QUESTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "danger": ("Is someone in danger right now?", ("yes", "no", "skip")),
     "who": ("Who is this report about?", ("myself", "family", "friend", "witness", "skip")),
     "victim_ask": ("Do you want to tell us who the person is?", ("yes", "no")),
     "where": ("Where is the person held?", ("c-KH", "c-MM", "c-LA", "c-TH", "c-PH", "skip")),
-    "area": (
-        "Which area?",
-        (
-            "kh-phnom-penh",
-            "kh-sen-sok",
-            "kh-toul-kork",
-            "kh-preah-sihanouk",
-            "kh-pailin",
-            "kh-anlong-veng",
-            "kh-o-smach",
-            "kh-kandal",
-            "other",
-            "skip",
-        ),
-    ),
+    "area": ("Which area?", (*AREAS, "other", "skip")),
     "place": ("Anything that helps find the place?", ("skip",)),
     "passport": ("Was the person's passport taken?", ("taken", "kept", "unknown", "skip")),
     "phone": ("Was the person's phone taken?", ("taken", "kept", "unknown", "skip")),

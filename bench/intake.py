@@ -45,6 +45,10 @@ from sandbox.client import SandboxClient  # noqa: E402
 from sandbox.server import SandboxServer  # noqa: E402
 from sandbox.world import Limits, World  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The areas the reporters name: buttons of the baseline's area question and Beacon's.
+from baseline_bot import AREAS  # noqa: E402
+
 JSON = dict[str, Any]
 TOKEN = "987654321:BENCH-intake-token"
 BOT_ID = int(TOKEN.split(":")[0])
@@ -73,17 +77,6 @@ def press(step: str, value: str, then: str) -> Action:
     return Action("press", f"s:{step}:{value}", then)
 
 
-# Areas the reporters name (all in Cambodia, each a button of Beacon's area question and the baseline's).
-AREAS = (
-    "kh-phnom-penh",
-    "kh-sen-sok",
-    "kh-toul-kork",
-    "kh-preah-sihanouk",
-    "kh-pailin",
-    "kh-anlong-veng",
-    "kh-o-smach",
-    "kh-kandal",
-)
 # Distinct buildings: reporter i describes building i % BUILDINGS in area i % len(AREAS), so every 200th
 # reporter names the same building in the same area (Beacon links those reports) and most do not.
 BUILDINGS = 200
